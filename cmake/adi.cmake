@@ -87,5 +87,7 @@ function(adi_e2e_test name)
     add_test(NAME e2e.${name}
              COMMAND ${PROJECT_SOURCE_DIR}/tests/harness/with-env.sh ${ADI_TEST_DIR} ${A_COMMAND})
     set_tests_properties(e2e.${name} PROPERTIES
-        LABELS e2e FIXTURES_REQUIRED "stack;suite" TIMEOUT ${A_TIMEOUT} RUN_SERIAL TRUE)
+        LABELS e2e FIXTURES_REQUIRED "stack;suite" TIMEOUT ${A_TIMEOUT} RUN_SERIAL TRUE
+        WORKING_DIRECTORY ${CMAKE_CURRENT_SOURCE_DIR}
+        ENVIRONMENT PYTHONDONTWRITEBYTECODE=1)
 endfunction()

@@ -12,10 +12,9 @@
 static const struct {
     const char *name; /* stable code name */
     int http;         /* HTTP status */
-} codes[] = {
-    {"ok", 200},
+} codes[] = {{"ok", 200},
 #define XX(n, h, s) {s, h},
-    ADI_ERR_MAP(XX)
+             ADI_ERR_MAP(XX)
 #undef XX
 };
 

@@ -71,8 +71,7 @@ void adi_log_write(const adi_logctx_t *ctx, adi_log_level level, const char *eve
         field(&b, "tenant_id", ctx->tenant_id);
         field(&b, "op", ctx->op);
         if (ctx->start_ms > 0)
-            adi_buf_printf(&b, ",\"duration_ms\":%lld",
-                           (long long)(adi_mono_ms() - ctx->start_ms));
+            adi_buf_printf(&b, ",\"duration_ms\":%lld", (long long)(adi_mono_ms() - ctx->start_ms));
     }
     field(&b, "msg", msg);
     adi_buf_append(&b, "}\n", 2);

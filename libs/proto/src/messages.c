@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The descriptor tables of every message and operation, expanded from proto/*.def. The struct
+ * The descriptor tables of every message and operation, expanded from proto/<x>.def. The struct
  * layouts they describe come from adi/messages.h, so offsets and types cannot drift.
  */
 #include <stddef.h>
@@ -16,9 +16,12 @@
 
 #define ADI_MSG_BEGIN(m) static const adi_field_desc_t m##__fields[] = {
 #define ADI_MSG_END(m)                                                                             \
-    {NULL, ADI_FT_STR, ADI_FMT_NONE, 0, 0, 0, 0, 0, NULL, NULL}                                    \
+    {                                                                                              \
+        NULL, ADI_FT_STR, ADI_FMT_NONE, 0, 0, 0, 0, 0, NULL, NULL                                  \
+    }                                                                                              \
     }                                                                                              \
     ;                                                                                              \
+    _Static_assert(m##__f__count <= 32, #m ": _has/_null hold 32 fields at most");                 \
     const adi_msg_desc_t m##__desc = {#m, sizeof(struct m), m##__f__count, m##__fields};
 #define ADI_F_STR(m, f, minc, maxc, fmt, flags)                                                    \
     ADI_FD_(m, f, ADI_FT_STR, fmt, flags, minc, maxc, 0, NULL, NULL)

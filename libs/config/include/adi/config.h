@@ -25,18 +25,20 @@ enum {
 
 /** One setting. `offset` is the offsetof() of the destination in the service's config struct. */
 typedef struct adi_cfg_row {
-    const char *env;    /* environment variable name */
-    adi_cfg_type type;  /* how to parse it */
-    const char *def;    /* default as text, NULL for none */
-    unsigned flags;     /* ADI_CFG_REQUIRED | ADI_CFG_SECRET */
-    int64_t min, max;   /* bounds for ADI_CFG_INT */
-    size_t offset;      /* where the parsed value goes */
-    const char *help;   /* one line for the README table */
+    const char *env;   /* environment variable name */
+    adi_cfg_type type; /* how to parse it */
+    const char *def;   /* default as text, NULL for none */
+    unsigned flags;    /* ADI_CFG_REQUIRED | ADI_CFG_SECRET */
+    int64_t min, max;  /* bounds for ADI_CFG_INT */
+    size_t offset;     /* where the parsed value goes */
+    const char *help;  /* one line for the README table */
 } adi_cfg_row_t;
 
 /* ADI_CFG(struct, field, "ENV", TYPE, "default", flags, min, max, "help") */
 #define ADI_CFG(st, field, env, type, def, flags, min, max, help)                                  \
-    {(env), ADI_CFG_##type, (def), (flags), (min), (max), offsetof(st, field), (help)}
+    {                                                                                              \
+        (env), ADI_CFG_##type, (def), (flags), (min), (max), offsetof(st, field), (help)           \
+    }
 
 /**
  * Parses every row into `out` (defaults first, then the environment). On error writes one line

@@ -16,8 +16,7 @@
 /* ---- assertions ------------------------------------------------------------------------- */
 
 /** Aborts with file:line when an invariant is broken. Never used to check input. */
-#define ADI_ASSERT(cond)                                                                           \
-    ((cond) ? (void)0 : adi__assert_fail(#cond, __FILE__, __LINE__))
+#define ADI_ASSERT(cond) ((cond) ? (void)0 : adi__assert_fail(#cond, __FILE__, __LINE__))
 /* SQLite-style markers for defensive branches that should be unreachable. */
 #define ADI_ALWAYS(cond) (cond)
 #define ADI_NEVER(cond)  (cond)
@@ -73,7 +72,8 @@ void *adi_pool_alloc(adi_pool_t *pool, size_t n);
 /** Copies `s` into the pool and NUL-terminates the copy (the slice's len excludes the NUL). */
 adi_str_t adi_pool_strdup(adi_pool_t *pool, adi_str_t s);
 /** printf into the pool. */
-adi_str_t adi_pool_printf(adi_pool_t *pool, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+adi_str_t adi_pool_printf(adi_pool_t *pool, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 /** Registers `fn(data)` to run at dispose (e.g. to free a jansson value). */
 void adi_pool_defer(adi_pool_t *pool, void (*fn)(void *), void *data);
 

@@ -48,8 +48,8 @@ adi_err adi_err_from_http(int status);
 
 /** One field-level validation message ("email" -> "Enter a valid email address."). */
 typedef struct adi_field_error {
-    char field[ADI_ERROR_FIELD_LEN];     /* JSON field name, "non_field_errors" for the object */
-    char message[ADI_ERROR_MSG_LEN];     /* human-readable message, never contains secrets */
+    char field[ADI_ERROR_FIELD_LEN]; /* JSON field name, "non_field_errors" for the object */
+    char message[ADI_ERROR_MSG_LEN]; /* human-readable message, never contains secrets */
 } adi_field_error_t;
 
 /**
@@ -58,9 +58,9 @@ typedef struct adi_field_error {
  * errors. A message never contains a secret (password, token, key).
  */
 typedef struct adi_error {
-    adi_err code;                                 /* ADI_OK when nothing failed */
-    char message[ADI_ERROR_MSG_LEN];              /* client-facing detail */
-    size_t nfields;                               /* used entries of fields[] */
+    adi_err code;                                   /* ADI_OK when nothing failed */
+    char message[ADI_ERROR_MSG_LEN];                /* client-facing detail */
+    size_t nfields;                                 /* used entries of fields[] */
     adi_field_error_t fields[ADI_ERROR_MAX_FIELDS]; /* per-field messages, in order of discovery */
 } adi_error_t;
 

@@ -24,7 +24,10 @@
 #define ADI_STREAM_FIELD "m"
 
 /** The backend services of the suite (bus names), in the order health reports them. */
-#define ADI_SERVICE_NAMES {"auth", "tenant", "vault", "task-runner"}
+#define ADI_SERVICE_NAMES                                                                          \
+    {                                                                                              \
+        "auth", "tenant", "vault", "task-runner"                                                   \
+    }
 #define ADI_SERVICE_COUNT 4
 
 #endif

@@ -13,7 +13,8 @@
 
 #include "adi/proto.h"
 
-/* Enumerations used by ADI_F_ENUM: ADI_ENUM(name, "A", "B") -> adi_enum_<name>[] = {"A","B",NULL}. */
+/* Enumerations used by ADI_F_ENUM: ADI_ENUM(name, "A", "B") -> adi_enum_<name>[] = {"A","B",NULL}.
+ */
 #define ADI_ENUM(name, ...) extern const char *const adi_enum_##name[];
 #include "enums.def"
 #undef ADI_ENUM
@@ -45,7 +46,10 @@
 
 /* pass 2 */
 #define ADI_MSG_BEGIN(m) enum {
-#define ADI_MSG_END(m)   m##__f__count };
+#define ADI_MSG_END(m)                                                                             \
+    m##__f__count                                                                                  \
+    }                                                                                              \
+    ;
 #define ADI_F_STR(m, f, ...)     m##__f_##f,
 #define ADI_F_ENUM(m, f, ...)    m##__f_##f,
 #define ADI_F_INT(m, f, ...)     m##__f_##f,
@@ -67,15 +71,17 @@
 #undef ADI_F_RAW
 
 /* pass 3 */
-#define ADI_MSG_BEGIN(m) struct m { ADI_MSG_HEADER_
+#define ADI_MSG_BEGIN(m)                                                                           \
+    struct m {                                                                                     \
+        ADI_MSG_HEADER_
 #define ADI_MSG_END(m)                                                                             \
     }                                                                                              \
     ;
-#define ADI_F_STR(m, f, ...)                adi_str_t f;
-#define ADI_F_ENUM(m, f, ...)               adi_str_t f;
-#define ADI_F_INT(m, f, ...)                int64_t f;
-#define ADI_F_BOOL(m, f, ...)               bool f;
-#define ADI_F_MSG(m, f, sub, ...)           struct sub *f;
+#define ADI_F_STR(m, f, ...)      adi_str_t f;
+#define ADI_F_ENUM(m, f, ...)     adi_str_t f;
+#define ADI_F_INT(m, f, ...)      int64_t f;
+#define ADI_F_BOOL(m, f, ...)     bool f;
+#define ADI_F_MSG(m, f, sub, ...) struct sub *f;
 #define ADI_F_LIST(m, f, sub, ...)                                                                 \
     struct {                                                                                       \
         size_t n;                                                                                  \

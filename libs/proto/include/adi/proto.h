@@ -4,7 +4,8 @@
  * and reply body) is declared once in proto/<x>.def with the ADI_MSG_BEGIN / ADI_F_* / ADI_MSG_END
  * macros. Including the .def files with different macro definitions yields the C structs and a
  * descriptor table per message; the generic codec below walks those tables to encode, decode and
- * validate (with DRF's field-level messages), so no service hand-packs msgpack or validates by hand.
+ * validate (with DRF's field-level messages), so no service hand-packs msgpack or validates by
+ * hand.
  *
  * Wire format: a message is a msgpack map keyed by the field names (the same names as the JSON the
  * gateway speaks), except a message whose only field is flagged ADI_ROOT, which encodes as that
@@ -65,23 +66,23 @@ typedef struct adi_msg_desc adi_msg_desc_t;
 
 /** One field of a message, as generated from its ADI_F_* line. */
 typedef struct adi_field_desc {
-    const char *name;               /* wire and JSON name */
-    adi_ftype type;                 /* storage and wire type */
-    adi_fmt fmt;                    /* string format check */
-    unsigned flags;                 /* ADI_REQ | ADI_NULLABLE | ADI_BLANK | ADI_ROOT */
-    int64_t min, max;               /* length (chars) for STR, value for INT, items for lists, bytes for RAW */
-    int64_t ilen;                   /* max chars of each STRLIST item */
-    size_t offset;                  /* offsetof the field in the struct */
-    const adi_msg_desc_t *sub;      /* element type for MSG and LIST */
-    const char *const *enums;       /* NULL-terminated allowed values for ADI_FMT_ENUM */
+    const char *name; /* wire and JSON name */
+    adi_ftype type;   /* storage and wire type */
+    adi_fmt fmt;      /* string format check */
+    unsigned flags;   /* ADI_REQ | ADI_NULLABLE | ADI_BLANK | ADI_ROOT */
+    int64_t min, max; /* length (chars) for STR, value for INT, items for lists, bytes for RAW */
+    int64_t ilen;     /* max chars of each STRLIST item */
+    size_t offset;    /* offsetof the field in the struct */
+    const adi_msg_desc_t *sub; /* element type for MSG and LIST */
+    const char *const *enums;  /* NULL-terminated allowed values for ADI_FMT_ENUM */
 } adi_field_desc_t;
 
 /** A message type. */
 struct adi_msg_desc {
-    const char *name;                /* C type name */
-    size_t size;                     /* sizeof the struct */
-    size_t nfields;                  /* number of fields */
-    const adi_field_desc_t *fields;  /* the fields, in declaration order (bit i of _has) */
+    const char *name;               /* C type name */
+    size_t size;                    /* sizeof the struct */
+    size_t nfields;                 /* number of fields */
+    const adi_field_desc_t *fields; /* the fields, in declaration order (bit i of _has) */
 };
 
 /*
@@ -166,11 +167,11 @@ enum {
 
 /** An operation: its wire name and its request and reply types. */
 typedef struct adi_op_desc {
-    const char *name;           /* "auth.login" */
-    const char *service;        /* "auth": the service whose stream carries it */
-    const adi_msg_desc_t *req;  /* request body type */
-    const adi_msg_desc_t *rep;  /* reply body type */
-    unsigned flags;             /* ADI_OP_* */
+    const char *name;          /* "auth.login" */
+    const char *service;       /* "auth": the service whose stream carries it */
+    const adi_msg_desc_t *req; /* request body type */
+    const adi_msg_desc_t *rep; /* reply body type */
+    unsigned flags;            /* ADI_OP_* */
 } adi_op_desc_t;
 
 /** Looks an operation up by wire name (hash table built from proto/ops.def); NULL if unknown. */

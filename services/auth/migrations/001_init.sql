@@ -1,0 +1,45 @@
+-- SPDX-License-Identifier: MIT
+--
+-- The auth service's schema "auth" and its role adi_auth. The role may log in (no
+-- password: loopback trust in development; production sets one out of band) and gets rights on
+-- its own schema only: it uses the tables the migrations create (run by an admin role through
+-- `adi-admin migrate`) but owns none, so row-level security forced on them binds it too.
+-- Safe to apply twice.
+
+CREATE SCHEMA IF NOT EXISTS auth;
+
+-- Roles are cluster-wide: another database of the cluster (or a concurrent run) may have made it.
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'adi_auth') THEN
+        CREATE ROLE adi_auth LOGIN;
+    END IF;
+EXCEPTION WHEN duplicate_object OR unique_violation THEN
+    NULL;
+END
+$$;
+
+REVOKE ALL ON SCHEMA auth FROM PUBLIC;
+GRANT USAGE ON SCHEMA auth TO adi_auth;
+ALTER ROLE adi_auth SET search_path = auth;
+
+-- Tables and sequences that later migrations create here are the service's to use.
+ALTER DEFAULT PRIVILEGES IN SCHEMA auth
+    GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO adi_auth;
+ALTER DEFAULT PRIVILEGES IN SCHEMA auth
+    GRANT USAGE, SELECT, UPDATE ON SEQUENCES TO adi_auth;
+
+-- Replies of mutating operations by request id, so a redelivered request is answered with the
+-- stored reply instead of running twice (libs/svc). Rows older than a day are deleted by the
+-- service itself.
+CREATE TABLE IF NOT EXISTS auth.adi_idempotency (
+    request_id text PRIMARY KEY,
+    op text NOT NULL,
+    reply bytea NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS adi_idempotency_created_at_idx
+    ON auth.adi_idempotency (created_at);
+
+GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA auth TO adi_auth;
+GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA auth TO adi_auth;

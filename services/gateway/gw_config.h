@@ -1,0 +1,88 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The gateway's configuration: one table of environment variables (printed as the README table by
+ * `adi-gateway --config-table`), the values parsed from it, and the two settings derived from
+ * strings that need checking beyond adi_cfg_load: the Redis URL and the CORS origin list. Both
+ * parsers are pure and unit-tested.
+ */
+#ifndef GW_CONFIG_H
+#define GW_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "adi/core.h"
+
+#define GW_MAX_ORIGINS    64  /* entries of CORS_ALLOWED_ORIGINS */
+#define GW_ORIGIN_MAX_LEN 256 /* bytes of one origin */
+#define GW_INSTANCE_MAX   120 /* bytes of GATEWAY_INSTANCE (reply stream names stay < 200) */
+
+/** A parsed redis:// URL. Strings are NUL-terminated copies owned by the struct. */
+typedef struct gw_redis_url {
+    char host[256];     /* host name or address */
+    int port;           /* TCP port */
+    char password[256]; /* AUTH password, "" for none (secret: never logged) */
+    char user[128];     /* ACL user name, "" for the default user */
+    int db;             /* SELECT index, 0 by default */
+} gw_redis_url_t;
+
+/** The allowed CORS origins, each an exact "scheme://host[:port]" compared byte-wise. */
+typedef struct gw_origins {
+    size_t n;                                      /* used entries */
+    char items[GW_MAX_ORIGINS][GW_ORIGIN_MAX_LEN]; /* NUL-terminated origins */
+} gw_origins_t;
+
+/** The raw values of the environment table (strings point into the environment). */
+typedef struct gw_config {
+    const char *http_host;    /* HTTP_HOST */
+    int64_t http_port;        /* HTTP_PORT (0 = pick a free one) */
+    int64_t threads;          /* GATEWAY_THREADS */
+    const char *instance;     /* GATEWAY_INSTANCE ("" = hostname-pid) */
+    const char *redis_url;    /* REDIS_URL (secret: may hold a password) */
+    const char *ops_host;     /* OPS_HOST */
+    int64_t ops_port;         /* OPS_PORT */
+    const char *cors_origins; /* CORS_ALLOWED_ORIGINS, comma separated */
+    int64_t max_body;         /* MAX_BODY_BYTES */
+    int64_t timeout_ms;       /* REQUEST_TIMEOUT_MS, default route deadline */
+    int64_t backlog_limit;    /* BACKLOG_LIMIT: lag + pending over which a service sheds load */
+    int64_t max_pending;      /* GATEWAY_MAX_PENDING: in-flight bus calls per thread */
+    int64_t stream_maxlen;    /* STREAM_MAXLEN for XADD MAXLEN ~ */
+    int64_t grace_ms;         /* SHUTDOWN_GRACE_MS */
+    const char *time_zone;    /* TIME_ZONE */
+    const char *app_version;  /* APP_VERSION */
+    const char *log_level;    /* LOG_LEVEL */
+} gw_config_t;
+
+/**
+ * Parses the environment into `cfg` and checks the derived settings (Redis URL, CORS origins, log
+ * level). Writes one line per problem to `errs` and returns the number of problems (0 = ok).
+ * `url` and `origins` receive the parsed values.
+ */
+int gw_config_load(gw_config_t *cfg, gw_redis_url_t *url, gw_origins_t *origins, FILE *errs);
+
+/** Prints the README table of the gateway's variables. */
+void gw_config_table(FILE *f);
+
+/** Logs the effective configuration (secrets redacted). */
+void gw_config_log(const gw_config_t *cfg);
+
+/**
+ * Parses redis://[[user]:password@]host[:port][/db]. Errors: ADI_INVALID with a message naming
+ * the problem (the message never repeats the password).
+ */
+adi_err gw_redis_url_parse(const char *s, gw_redis_url_t *out, adi_error_t *err);
+
+/**
+ * Parses a comma-separated origin list ("https://a.example, http://localhost:3000"). Blanks around
+ * commas and empty items are ignored. Each origin must be scheme "http" or "https", a host, an
+ * optional port and nothing else (no path, no trailing slash), at most GW_ORIGIN_MAX_LEN - 1 bytes;
+ * at most GW_MAX_ORIGINS of them. Errors: ADI_INVALID naming the bad entry.
+ */
+adi_err gw_origins_parse(const char *s, gw_origins_t *out, adi_error_t *err);
+
+/** True when `origin` (the request's Origin header) is one of the allowed origins. */
+bool gw_origins_allowed(const gw_origins_t *o, adi_str_t origin);
+
+#endif

@@ -1,0 +1,177 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+#
+# The whole suite on top of a running test stack (stack.sh): applies the migrations with adi-admin,
+# starts adi-auth, adi-tenant, adi-vault and adi-task-runner (each with its own database role
+# adi_<svc>) and adi-gateway on free loopback ports, and waits until the gateway's /api/health/
+# answers 200, which needs a bus round trip to every service. ctest runs `start` as the setup of
+# the fixture "suite" and `stop` as its cleanup.
+#
+#   suite.sh start <dir>   needs <dir>/env from `stack.sh start <dir>`; appends GATEWAY_URL,
+#                          ADI_PIDS_DIR, ADI_LOG_DIR, ADI_GATEWAY_PORT and ADI_OPS_PORT_<SVC>
+#   suite.sh stop <dir>    SIGTERM to every process, SIGKILL after a grace period; fails when a
+#                          process had died before, needed SIGKILL, or logged a sanitizer report
+#
+# Every variable already in the environment reaches the processes, so a caller may set WORKERS,
+# LOG_LEVEL, JWT or KMS settings and so on. The gateway gets BACKLOG_LIMIT=50, REQUEST_TIMEOUT_MS=2000
+# and GATEWAY_THREADS=2 unless they are set. ADI_SUITE_TIMEOUT (s, default 90) bounds the wait.
+set -euo pipefail
+
+ADI_ME=suite.sh
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=../../scripts/lib.sh
+. "$HERE/../../scripts/lib.sh"
+
+STARTED=0
+STOP_GRACE=${ADI_SUITE_STOP_GRACE:-30}
+
+usage() {
+    echo "usage: suite.sh start|stop <dir>" >&2
+    exit 2
+}
+
+# The processes in stop order: the gateway first, so nothing new reaches the services.
+procs() {
+    local s
+    echo adi-gateway
+    for s in "${ADI_SERVICES[@]}"; do
+        echo "adi-$s"
+    done
+}
+
+dump_logs() {
+    local f
+    for f in "$ADI_LOG_DIR"/adi-*.log; do
+        [[ -s "$f" ]] || continue
+        echo "----- tail of $f -----" >&2
+        tail -n 60 "$f" >&2 || true
+    done
+}
+
+# Stops every process; returns 1 when one had died early, needed SIGKILL, or reported a
+# sanitizer error in its log.
+do_stop() {
+    local dir="$1" p rc bad=0 f stopped=0
+    [[ -f "$dir/env" ]] || return 0
+    [[ -d "$dir/pids" ]] || return 0
+    ADI_LOG_DIR="$dir/logs"
+    for p in $(procs); do
+        [[ -f "$dir/pids/$p.pid" ]] || continue
+        stopped=1
+        rc=0
+        adi_stop_pid "$dir/pids/$p.pid" "$p" "$STOP_GRACE" || rc=$?
+        case $rc in
+        0) ;;
+        1)
+            adi_say "$p had to be killed: it did not exit within ${STOP_GRACE}s of SIGTERM"
+            bad=1
+            ;;
+        2)
+            adi_say "$p was no longer running when the suite was stopped (crashed?)"
+            tail -n 60 "$ADI_LOG_DIR/$p.log" >&2 || true
+            bad=1
+            ;;
+        esac
+    done
+    # The logs are checked once, by the stop that stopped the processes.
+    for f in "$ADI_LOG_DIR"/adi-*.log; do
+        [[ $stopped == 1 && -f "$f" ]] || continue
+        if grep -qE 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:|SUMMARY: [A-Za-z]+Sanitizer' "$f"; then
+            adi_say "sanitizer report in $f:"
+            grep -nE -A40 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:' "$f" | head -n 120 >&2
+            bad=1
+        fi
+    done
+    # The env goes back to what the stack wrote.
+    [[ -f "$dir/env.stack" ]] && mv "$dir/env.stack" "$dir/env"
+    return $bad
+}
+
+# start_proc NAME LOG VAR=VALUE...: starts $ADI_BIN_DIR/NAME with the extra variables; `env` execs
+# it, so $! is the service's own pid.
+start_proc() {
+    local name="$1" log="$2"
+    shift 2
+    env "$@" "$ADI_BIN_DIR/$name" </dev/null >>"$log" 2>&1 &
+    echo $! >"$ADI_PIDS_DIR/$name.pid"
+}
+
+do_start() {
+    local dir="$1" p i svc code deadline
+    [[ -f "$dir/env" ]] || adi_die "$dir/env not found: start the stack first (stack.sh start $dir)"
+    do_stop "$dir" >/dev/null 2>&1 || true
+    set -a
+    # shellcheck source=/dev/null
+    . "$dir/env"
+    set +a
+    cp "$dir/env" "$dir/env.stack"
+    for p in adi-admin $(procs); do
+        [[ -x "$ADI_BIN_DIR/$p" ]] || adi_die "$ADI_BIN_DIR/$p not found: is it built?"
+    done
+    ADI_PIDS_DIR="$dir/pids"
+    ADI_LOG_DIR="$dir/logs"
+    mkdir -p "$ADI_PIDS_DIR" "$ADI_LOG_DIR"
+    for p in adi-admin $(procs); do
+        : >"$ADI_LOG_DIR/$p.log"
+    done
+    trap '[[ $STARTED == 1 ]] || { dump_logs; do_stop "$dir" >/dev/null 2>&1 || true; }' EXIT
+
+    if ! env MIGRATIONS_DIR="$ADI_REPO/services" DATABASE_URL="$DATABASE_URL" \
+        "$ADI_BIN_DIR/adi-admin" migrate </dev/null >"$ADI_LOG_DIR/adi-admin.log" 2>&1; then
+        cat "$ADI_LOG_DIR/adi-admin.log" >&2
+        adi_die "adi-admin migrate failed"
+    fi
+
+    local ports
+    mapfile -t ports < <(adi_free_ports $((${#ADI_SERVICES[@]} + 2)))
+    local gw_port=${ports[0]} gw_ops=${ports[1]}
+    local env="$dir/env"
+    local db_base="127.0.0.1:$ADI_PG_PORT/adinsights"
+
+    for i in "${!ADI_SERVICES[@]}"; do
+        svc=${ADI_SERVICES[$i]}
+        p=${ports[$((i + 2))]}
+        start_proc "adi-$svc" "$ADI_LOG_DIR/adi-$svc.log" \
+            REDIS_URL="$REDIS_URL" \
+            DATABASE_URL="postgresql://$(adi_svc_role "$svc")@$db_base" \
+            OPS_HOST=127.0.0.1 OPS_PORT="$p" \
+            SHUTDOWN_GRACE_MS="${SHUTDOWN_GRACE_MS:-5000}"
+    done
+    start_proc adi-gateway "$ADI_LOG_DIR/adi-gateway.log" \
+        REDIS_URL="$REDIS_URL" HTTP_HOST=127.0.0.1 HTTP_PORT="$gw_port" \
+        OPS_HOST=127.0.0.1 OPS_PORT="$gw_ops" \
+        BACKLOG_LIMIT="${BACKLOG_LIMIT:-50}" REQUEST_TIMEOUT_MS="${REQUEST_TIMEOUT_MS:-2000}" \
+        GATEWAY_THREADS="${GATEWAY_THREADS:-2}"
+
+    local url="http://127.0.0.1:$gw_port"
+    deadline=$((SECONDS + ${ADI_SUITE_TIMEOUT:-90}))
+    while :; do
+        for p in $(procs); do
+            adi_pid_alive "$ADI_PIDS_DIR/$p.pid" "$p" || adi_die "$p exited during start-up"
+        done
+        code=$(adi_http_code "$url/api/health/")
+        [[ "$code" == 200 ]] && break
+        ((SECONDS < deadline)) ||
+            adi_die "GET $url/api/health/ did not answer 200 within ${ADI_SUITE_TIMEOUT:-90}s (last: $code)"
+        sleep 0.2
+    done
+
+    adi_env_put "$env" GATEWAY_URL "$url"
+    adi_env_put "$env" ADI_PIDS_DIR "$ADI_PIDS_DIR"
+    adi_env_put "$env" ADI_LOG_DIR "$ADI_LOG_DIR"
+    adi_env_put "$env" ADI_GATEWAY_PORT "$gw_port"
+    adi_env_put "$env" ADI_OPS_PORT_GATEWAY "$gw_ops"
+    for i in "${!ADI_SERVICES[@]}"; do
+        adi_env_put "$env" "ADI_OPS_PORT_$(adi_svc_var "${ADI_SERVICES[$i]}")" "${ports[$((i + 2))]}"
+    done
+    STARTED=1
+    echo "suite up: $url (logs in $ADI_LOG_DIR)"
+}
+
+[[ $# -eq 2 ]] || usage
+dir="$(cd "$(dirname "$2")" 2>/dev/null && pwd)/$(basename "$2")" || usage
+case "$1" in
+start) do_start "$dir" ;;
+stop) do_stop "$dir" ;;
+*) usage ;;
+esac

@@ -1,0 +1,59 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Helpers shared by the bus and svc integration tests: the harness environment (REDIS_URL,
+ * DATABASE_URL from tests/harness/with-env.sh), unique names so tests run in parallel, raw Redis
+ * and Postgres access for setup and cleanup, and building envelopes through the proto codec.
+ * Every helper fails the current cmocka test on error.
+ */
+#ifndef ADI_ITEST_H
+#define ADI_ITEST_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "adi/bus.h"
+#include "adi/db.h"
+#include "adi/messages.h"
+
+/** A harness variable; fails the test when it is not set. */
+const char *itest_env(const char *name);
+
+/** Writes "<prefix><pid>x<random hex>" (lower case, usable as a SQL identifier) into out. */
+void itest_unique(char *out, size_t n, const char *prefix);
+
+/** A client bus on REDIS_URL whose reply stream is `reply_stream` (may be NULL). */
+adi_bus_t *itest_bus(const char *reply_stream);
+
+/** Runs a raw Redis command (argv form) on REDIS_URL's db `db`; returns the integer reply or -1. */
+long long itest_redis_int(int db, int argc, const char **argv);
+
+/** Kills every client connection whose selected database is `db`; returns how many. */
+long long itest_redis_kill_db(int db);
+
+/** Deletes every key of Redis database `db` whose name contains `needle`. */
+void itest_redis_cleanup(int db, const char *needle);
+
+/** An admin connection to DATABASE_URL. */
+adi_db_t *itest_db(void);
+
+/** Runs trusted SQL (several statements allowed) and fails the test on error. */
+void itest_sql(adi_db_t *db, const char *sql);
+
+/** The integer in the first column of the first row of `sql` (one text parameter, or NULL). */
+long long itest_sql_int(adi_db_t *db, const char *sql, const char *param);
+
+/** Fills an envelope for `op` of `id` with reply_to, deadline and optional principal/body. */
+void itest_envelope(adi_envelope *env, const char *id, const char *op, const char *reply_to,
+                    int64_t deadline_ms, adi_principal *principal, adi_str_t body);
+
+/** Encodes `env` and XADDs it to `stream`. */
+void itest_send(adi_bus_t *bus, const char *stream, const adi_envelope *env);
+
+/** Waits (up to 60 s) for the reply to `id` on `reply_stream`, reading after `after`. */
+adi_reply *itest_wait(adi_bus_t *bus, const char *reply_stream, const char *id,
+                      char after[ADI_BUS_ID_MAX], adi_pool_t *pool);
+
+#endif
