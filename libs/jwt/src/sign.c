@@ -45,6 +45,10 @@ static char *payload_json(const adi_jwt_claims_t *c)
                             tenant, "roles", roles);
     if (obj == NULL)
         return NULL;
+    if (c->ver > 0)
+        json_object_set_new(obj, "ver", json_integer((json_int_t)c->ver));
+    if (c->is_superuser)
+        json_object_set_new(obj, "is_superuser", json_true());
     char *s = json_dumps(obj, JSON_COMPACT);
     json_decref(obj);
     return s;

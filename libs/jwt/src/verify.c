@@ -198,8 +198,14 @@ static adi_jwt_reason check_claims(const adi_jwt_t *j, json_t *p, adi_jwt_type e
     r = tenant_claim(p, c, why);
     if (r == ADI_JWT_R_OK)
         r = roles_claim(p, c, why);
+    if (r == ADI_JWT_R_OK && json_object_get(p, "ver") != NULL)
+        r = int_claim(p, "ver", &c->ver, why);
     if (r != ADI_JWT_R_OK)
         return r;
+    json_t *su = json_object_get(p, "is_superuser");
+    if (su != NULL && !json_is_boolean(su))
+        return refuse(why, ADI_JWT_R_BAD_CLAIM, "is_superuser");
+    c->is_superuser = su != NULL && json_is_true(su);
     /* As PyJWT: expired when exp <= now - leeway. */
     if (c->exp <= now_s - j->leeway_s)
         return refuse(why, ADI_JWT_R_EXPIRED, "exp");

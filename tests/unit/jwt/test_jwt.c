@@ -324,6 +324,44 @@ static void test_no_tenant_no_roles(void **state)
     adi_jwt_free(j);
 }
 
+static void test_version_and_superuser_claims(void **state)
+{
+    (void)state;
+    adi_jwt_t *j = hs(SECRET, 0);
+    adi_jwt_claims_t c, got;
+    claims(&c, ADI_JWT_ACCESS);
+    c.ver = 7;
+    c.is_superuser = true;
+    char tok[ADI_JWT_TOKEN_MAX + 1];
+    assert_int_equal(adi_jwt_sign(j, &c, tok, sizeof(tok), NULL, NULL), ADI_OK);
+    assert_int_equal(adi_jwt_verify(j, adi_str_c(tok), ADI_JWT_ACCESS, NOW, &got, NULL, NULL),
+                     ADI_OK);
+    assert_int_equal(got.ver, 7);
+    assert_true(got.is_superuser);
+    /* Absent claims mean version 0 and no superuser (tokens of other issuers). */
+    claims(&c, ADI_JWT_ACCESS);
+    assert_int_equal(adi_jwt_sign(j, &c, tok, sizeof(tok), NULL, NULL), ADI_OK);
+    assert_int_equal(adi_jwt_verify(j, adi_str_c(tok), ADI_JWT_ACCESS, NOW, &got, NULL, NULL),
+                     ADI_OK);
+    assert_int_equal(got.ver, 0);
+    assert_false(got.is_superuser);
+    /* A wrongly typed claim is refused. */
+    char *t =
+        forge(HS_HEADER,
+              "{\"token_type\":\"access\",\"exp\":1767227400,\"iat\":1767225600,\"jti\":\"" JTI
+              "\",\"user_id\":\"" USER "\",\"is_superuser\":\"yes\"}",
+              SECRET, NULL);
+    assert_int_equal(CHECK(j, t, ADI_JWT_ACCESS, NOW), ADI_JWT_R_BAD_CLAIM);
+    free(t);
+    t = forge(HS_HEADER,
+              "{\"token_type\":\"access\",\"exp\":1767227400,\"iat\":1767225600,\"jti\":\"" JTI
+              "\",\"user_id\":\"" USER "\",\"ver\":-1}",
+              SECRET, NULL);
+    assert_int_equal(CHECK(j, t, ADI_JWT_ACCESS, NOW), ADI_JWT_R_BAD_CLAIM);
+    free(t);
+    adi_jwt_free(j);
+}
+
 /* ---- refusals --------------------------------------------------------------------------- */
 
 static void test_alg_none_rejected(void **state)
@@ -932,6 +970,7 @@ int main(void)
         cmocka_unit_test(test_rs256_round_trip),
         cmocka_unit_test(test_es256_round_trip),
         cmocka_unit_test(test_no_tenant_no_roles),
+        cmocka_unit_test(test_version_and_superuser_claims),
         cmocka_unit_test(test_alg_none_rejected),
         cmocka_unit_test(test_algorithm_confusion_rejected),
         cmocka_unit_test(test_wrong_key_rejected),

@@ -94,6 +94,9 @@ typedef struct adi_jwt_claims {
     int64_t exp;                                         /* expires at, seconds since the epoch */
     size_t nroles;                                       /* used entries of roles[] */
     char roles[ADI_JWT_MAX_ROLES][ADI_JWT_ROLE_MAX + 1]; /* role names, e.g. "ADMIN" */
+    int64_t ver;       /* the user's token version ("ver", 0 when absent): tokens below the
+                          version the gateway learnt from ev:auth are refused */
+    bool is_superuser; /* "is_superuser" claim, written only when true, false when absent */
 } adi_jwt_claims_t;
 
 /** How tokens are signed and checked. All pointers are borrowed for the adi_jwt_new call. */
