@@ -251,6 +251,17 @@ adi_http_code() {
     curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$1" 2>/dev/null || true
 }
 
+# adi_random_secret: prints a fresh random secret (48 random bytes, base64, one line) for a
+# JWT_SIGNING_KEY; openssl when present, else /dev/urandom.
+adi_random_secret() {
+    if command -v openssl >/dev/null 2>&1; then
+        openssl rand -base64 48 | tr -d '\n'
+    else
+        head -c 48 /dev/urandom | base64 | tr -d '\n'
+    fi
+    printf '\n'
+}
+
 # adi_env_put FILE KEY VALUE: appends KEY=VALUE, quoting VALUE for the shell only when needed.
 adi_env_put() {
     local file="$1" key="$2" val="$3"

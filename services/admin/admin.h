@@ -6,13 +6,17 @@
 #ifndef ADI_ADMIN_H
 #define ADI_ADMIN_H
 
+#include <stdint.h>
+
 #include "adi/db.h"
 
 /* Settings from the environment (rows in main.c). */
 typedef struct admin_cfg {
-    const char *database_url;   /* DATABASE_URL: an admin role (creates schemas and roles) */
-    const char *migrations_dir; /* MIGRATIONS_DIR: holds <service>/migrations/NNN_name.sql */
-    const char *log_level;      /* LOG_LEVEL */
+    const char *database_url;    /* DATABASE_URL: an admin role (creates schemas and roles) */
+    const char *migrations_dir;  /* MIGRATIONS_DIR: holds <service>/migrations/NNN_name.sql */
+    const char *log_level;       /* LOG_LEVEL */
+    const char *redis_url;       /* REDIS_URL: where deactivate-user publishes ev:auth */
+    int64_t password_iterations; /* PASSWORD_ITERATIONS: PBKDF2 cost of the hashes it makes */
 } admin_cfg_t;
 
 /* Exit codes of every subcommand. */
@@ -40,5 +44,27 @@ adi_db_t *admin_connect(const admin_cfg_t *cfg);
  * that concurrent runs apply each file once; with --status lists applied and pending files.
  */
 int admin_migrate(const admin_cfg_t *cfg, int argc, char **argv);
+
+/**
+ * `create-user --tenant T --email E --password-env VAR [--role R] [--first-name F]
+ * [--last-name L] [--superuser]`: creates a user of tenant T (password read from $VAR, hashed with
+ * PASSWORD_ITERATIONS) with an optional role, and prints its id. Exit 2 for bad input, 1 when the
+ * e-mail exists in the tenant or the database fails.
+ */
+int admin_create_user(const admin_cfg_t *cfg, int argc, char **argv);
+
+/**
+ * `createsuperuser --email E --password-env VAR [--tenant T]`: Django's createsuperuser; without
+ * --tenant the superuser belongs to no tenant. Prints the id; exit codes as create-user.
+ */
+int admin_createsuperuser(const admin_cfg_t *cfg, int argc, char **argv);
+
+/**
+ * `deactivate-user --email E [--tenant T]`: marks the user inactive, bumps its token version,
+ * revokes its refresh tokens (one transaction), then publishes the new version on ev:auth so the
+ * gateway refuses its access tokens at once. Without --tenant the e-mail must name one account.
+ * Exit 1 when no (or more than one) user matches, the database fails or the publication fails.
+ */
+int admin_deactivate_user(const admin_cfg_t *cfg, int argc, char **argv);
 
 #endif

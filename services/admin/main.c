@@ -27,6 +27,15 @@ static const admin_cmd_t commands[] = {
     {"migrate", "[--status]",
      "apply pending migrations (MIGRATIONS_DIR/<service>/migrations/NNN_name.sql), or list them",
      admin_migrate, true},
+    {"create-user",
+     "--tenant T --email E --password-env VAR [--role R] [--first-name F] [--last-name L] "
+     "[--superuser]",
+     "create a user of tenant T (password from $VAR); prints its id", admin_create_user, true},
+    {"createsuperuser", "--email E --password-env VAR [--tenant T]",
+     "create a superuser (without --tenant: of no tenant); prints its id", admin_createsuperuser,
+     true},
+    {"deactivate-user", "--email E [--tenant T]",
+     "deactivate a user and revoke its tokens at once (ev:auth)", admin_deactivate_user, true},
     {"help", "", "show this text", cmd_help, false},
 };
 
@@ -38,6 +47,10 @@ static const adi_cfg_row_t rows[] = {
             "folder holding <service>/migrations/NNN_name.sql"),
     ADI_CFG(admin_cfg_t, log_level, "LOG_LEVEL", STR, "info", 0, 0, 0,
             "debug, info, warn or error"),
+    ADI_CFG(admin_cfg_t, redis_url, "REDIS_URL", STR, "redis://127.0.0.1:6379", ADI_CFG_SECRET, 0,
+            0, "Redis URL; deactivate-user publishes the revocation on ev:auth there"),
+    ADI_CFG(admin_cfg_t, password_iterations, "PASSWORD_ITERATIONS", INT, "720000", 0, 1, 10000000,
+            "PBKDF2 iterations of the password hashes create-user and createsuperuser make"),
 };
 #define NROWS (sizeof(rows) / sizeof(rows[0]))
 #define NCMDS (sizeof(commands) / sizeof(commands[0]))
@@ -47,9 +60,12 @@ static void usage(FILE *f)
     fprintf(f, "usage: adi-admin <command> [arguments]\n       adi-admin --config-table\n\n"
                "commands:\n");
     for (size_t i = 0; i < NCMDS; i++) {
-        char head[64];
-        snprintf(head, sizeof(head), "%s %s", commands[i].name, commands[i].args);
-        fprintf(f, "  %-22s %s\n", head, commands[i].help);
+        char head[192];
+        int n = snprintf(head, sizeof(head), "%s %s", commands[i].name, commands[i].args);
+        if (n > 22) /* long synopsis: the help goes on its own line */
+            fprintf(f, "  %s\n  %-22s %s\n", head, "", commands[i].help);
+        else
+            fprintf(f, "  %-22s %s\n", head, commands[i].help);
     }
     fprintf(f, "\nenvironment:\n");
     for (size_t i = 0; i < NROWS; i++)

@@ -2,8 +2,13 @@
 /*
  * The gateway's side of the bus, one instance per thread, all on the thread's libuv loop through
  * hiredis's async API and its libuv adapter:
- *   - two connections: `cmd` for XADD, EVAL, XINFO and XDEL, and `rd` that keeps one
- *     XREAD BLOCK outstanding on the thread's reply stream gw:{<instance>-<n>}:rep;
+ *   - three connections: `cmd` for XADD, EVAL, XINFO and XDEL, `rd` that keeps one
+ *     XREAD BLOCK outstanding on the thread's reply stream gw:{<instance>-<n>}:rep, and `ev` that
+ *     follows ev:auth (its own connection: the two streams need not share a Cluster slot);
+ *   - ev:auth is read from ACCESS_TOKEN_LIFETIME_S (+ leeway) back at start, then followed; after
+ *     every (re)connect it is read without blocking until caught up, and the thread counts as
+ *     ready only then, so no request is served with a token revoked while the thread looked away.
+ *     Each event raises the user's token version in the thread's own table (no locks);
  *   - the host name is resolved with uv_getaddrinfo (off the loop) before every connect, and a
  *     lost connection reconnects by itself with exponential backoff (100 ms doubling to 2 s);
  *   - pending calls live in a hash table keyed by correlation id; replies are matched there and
@@ -35,6 +40,7 @@
 #define XREAD_COUNT      "256"
 #define XREAD_BLOCK_MS   "5000"
 #define XREAD_RETRY_MS   1000
+#define EV_COUNT         512     /* ev:auth entries per XREAD */
 #define REP_STREAM_TTL   "60000" /* a dead gateway's reply stream expires a minute after it stops */
 #define CONNECT_LIMIT_MS 1000    /* a connect (and its AUTH/SELECT/PING) must finish in this */
 #define ANSWER_LIMIT_MS  3000    /* a connection whose commands go unanswered this long is dead */
@@ -43,6 +49,7 @@ const char *const gw_service_names[ADI_SERVICE_COUNT] = ADI_SERVICE_NAMES;
 
 static void conn_open(gw_conn_t *c);
 static void xread_issue(gw_thread_t *t);
+static void ev_issue(gw_thread_t *t);
 
 int gw_service_index(const char *service)
 {
@@ -111,17 +118,46 @@ void gw_pending_remove(gw_thread_t *t, gw_call_t *c)
 
 static void update_ready(gw_thread_t *t)
 {
-    atomic_store(&t->ready, t->cmd.up && t->rd.up && t->state == GW_RUNNING);
+    atomic_store(&t->ready,
+                 t->cmd.up && t->rd.up && t->ev.up && t->ev_synced && t->state == GW_RUNNING);
 }
 
 bool gw_bus_ready(const gw_thread_t *t)
 {
-    return t->cmd.up && t->rd.up && t->state != GW_CLOSING;
+    return t->cmd.up && t->rd.up && t->ev.up && t->ev_synced && t->state != GW_CLOSING;
 }
 
 static const char *conn_name(const gw_conn_t *c)
 {
-    return c->reading ? "reply" : "command";
+    switch (c->kind) {
+    case GW_CONN_REPLY:
+        return "reply";
+    case GW_CONN_EVENTS:
+        return "events";
+    case GW_CONN_CMD:
+        break;
+    }
+    return "command";
+}
+
+/* Forgets what was in flight on a connection that is gone. */
+static void conn_lost(gw_conn_t *c)
+{
+    c->ac = NULL;
+    c->up = false;
+    switch (c->kind) {
+    case GW_CONN_REPLY:
+        c->t->xread_inflight = false;
+        break;
+    case GW_CONN_EVENTS:
+        c->t->ev_inflight = false;
+        c->t->ev_synced = false;
+        break;
+    case GW_CONN_CMD:
+        c->t->poll_outstanding = 0;
+        break;
+    }
+    update_ready(c->t);
 }
 
 static void on_retry(uv_timer_t *timer)
@@ -163,13 +199,7 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
     (void)status;
     if (c == NULL || c->ac != ac)
         return; /* freed on purpose by gw_bus_stop */
-    c->ac = NULL;
-    c->up = false;
-    if (c->reading)
-        c->t->xread_inflight = false;
-    else
-        c->t->poll_outstanding = 0;
-    update_ready(c->t);
+    conn_lost(c);
     if (c->t->state == GW_CLOSING)
         return; /* our own disconnect at shutdown */
     log_down(c, ac->errstr[0] ? ac->errstr : "connection closed");
@@ -183,9 +213,7 @@ static void on_connect(const redisAsyncContext *ac, int status)
     if (status == REDIS_OK || c == NULL || c->ac != ac)
         return;
     /* hiredis frees the context after this callback; the disconnect callback will not run. */
-    c->ac = NULL;
-    c->up = false;
-    update_ready(c->t);
+    conn_lost(c);
     log_down(c, ac->errstr);
     count_failure(c);
     schedule_retry(c);
@@ -216,12 +244,22 @@ static void on_ready(redisAsyncContext *ac, void *reply, void *priv)
         ADI_LOG(NULL, ADI_LOG_INFO, "gw.redis_up", "thread=%zu connection=%s", c->t->index,
                 conn_name(c));
     c->logged_down = false;
-    update_ready(c->t);
-    if (c->reading) {
+    switch (c->kind) {
+    case GW_CONN_REPLY:
+        update_ready(c->t);
         xread_issue(c->t);
-    } else {
+        break;
+    case GW_CONN_EVENTS:
+        /* Not ready until ev:auth has been read up to its end on this connection. */
+        c->t->ev_synced = false;
+        update_ready(c->t);
+        ev_issue(c->t);
+        break;
+    case GW_CONN_CMD:
+        update_ready(c->t);
         c->t->poll_outstanding = 0;
         poll_backlog(c->t);
+        break;
     }
 }
 
@@ -419,6 +457,136 @@ static void on_xread(redisAsyncContext *ac, void *reply, void *priv)
     xread_issue(t);
 }
 
+/* ---- ev:auth ---------------------------------------------------------------------------- */
+
+/* Counts ev:auth entries applied by a thread (adi_gateway_auth_events_total{thread}). */
+static void count_event(gw_thread_t *t, double n)
+{
+    char labels[32];
+    snprintf(labels, sizeof(labels), "thread=\"%zu\"", t->index);
+    adi_metrics_count(t->gw->metrics, "adi_gateway_auth_events_total", labels, n);
+}
+
+/* Applies one ev:auth entry: the user's token version rises to the event's. */
+static void apply_event(gw_thread_t *t, const redisReply *id, const redisReply *fields)
+{
+    if (fields == NULL || fields->type != REDIS_REPLY_ARRAY)
+        return;
+    int64_t event_ms = 0;
+    gw_stream_id_ms((adi_str_t){id->str, id->len}, &event_ms);
+    for (size_t i = 0; i + 1 < fields->elements; i += 2) {
+        const redisReply *k = fields->element[i];
+        const redisReply *v = fields->element[i + 1];
+        if (k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING ||
+            k->len != strlen(ADI_STREAM_FIELD) || memcmp(k->str, ADI_STREAM_FIELD, k->len) != 0)
+            continue;
+        adi_pool_t pool;
+        adi_pool_init(&pool);
+        auth_event ev;
+        memset(&ev, 0, sizeof(ev));
+        adi_error_t err;
+        adi_error_clear(&err);
+        if (adi_proto_decode(&auth_event__desc, v->str, v->len, &pool, &ev, &err) == ADI_OK &&
+            adi_proto_check_required(&auth_event__desc, &ev, &err) == ADI_OK &&
+            gw_vtable_note(&t->versions, ev.user_id, ev.version, event_ms, adi_now_ms()) ==
+                ADI_OK) {
+            count_event(t, 1);
+            if (t->index == 0)
+                ADI_LOG(NULL, ADI_LOG_INFO, "gw.token_version",
+                        "user_id=%.*s version=%" PRId64 " kind=%.*s entry=%.*s",
+                        (int)ev.user_id.len, ev.user_id.ptr, ev.version, (int)ev.kind.len,
+                        ev.kind.ptr ? ev.kind.ptr : "", (int)id->len, id->str);
+        } else if (t->index == 0) {
+            ADI_LOG(NULL, ADI_LOG_WARN, "gw.bad_auth_event", "entry=%.*s error=%s", (int)id->len,
+                    id->str, err.message[0] ? err.message : "invalid user id or version");
+        }
+        adi_pool_dispose(&pool);
+        return;
+    }
+}
+
+static void on_ev_xread(redisAsyncContext *ac, void *reply, void *priv);
+
+static void on_ev_retry(uv_timer_t *timer)
+{
+    ev_issue(timer->data);
+}
+
+/* Reads ev:auth after ev_last_id: without blocking until caught up, then blocking. */
+static void ev_issue(gw_thread_t *t)
+{
+    if (t->ev_inflight || !t->ev.up || t->ev.ac == NULL || t->state == GW_CLOSING)
+        return;
+    char count[16];
+    snprintf(count, sizeof(count), "%d", EV_COUNT);
+    const char *argv[8];
+    size_t n = 0;
+    argv[n++] = "XREAD";
+    argv[n++] = "COUNT";
+    argv[n++] = count;
+    if (t->ev_synced) {
+        argv[n++] = "BLOCK";
+        argv[n++] = XREAD_BLOCK_MS;
+    }
+    argv[n++] = "STREAMS";
+    argv[n++] = ADI_KEY_EV_AUTH;
+    argv[n++] = t->ev_last_id;
+    size_t lens[8];
+    for (size_t i = 0; i < n; i++)
+        lens[i] = strlen(argv[i]);
+    if (redisAsyncCommandArgv(t->ev.ac, on_ev_xread, NULL, (int)n, argv, lens) == REDIS_OK) {
+        t->ev_inflight = true;
+        t->ev_sent_ms = adi_mono_ms();
+    }
+}
+
+static void on_ev_xread(redisAsyncContext *ac, void *reply, void *priv)
+{
+    (void)priv;
+    gw_conn_t *c = ac->data;
+    redisReply *r = reply;
+    if (c == NULL)
+        return;
+    gw_thread_t *t = c->t;
+    t->ev_inflight = false;
+    if (r == NULL || c->ac != ac)
+        return; /* connection gone: the disconnect callback reconnects */
+    if (r->type == REDIS_REPLY_ERROR) {
+        ADI_LOG(NULL, ADI_LOG_ERROR, "gw.xread_failed", "stream=%s error=%.*s", ADI_KEY_EV_AUTH,
+                (int)(r->len > 200 ? 200 : r->len), r->str);
+        uv_timer_start(&t->ev_retry, on_ev_retry, XREAD_RETRY_MS, 0);
+        return;
+    }
+    size_t seen = 0;
+    if (r->type == REDIS_REPLY_ARRAY) {
+        for (size_t s = 0; s < r->elements; s++) {
+            const redisReply *st = r->element[s];
+            if (st->type != REDIS_REPLY_ARRAY || st->elements != 2 ||
+                st->element[1]->type != REDIS_REPLY_ARRAY)
+                continue;
+            const redisReply *entries = st->element[1];
+            for (size_t e = 0; e < entries->elements; e++) {
+                const redisReply *en = entries->element[e];
+                if (en->type != REDIS_REPLY_ARRAY || en->elements != 2 ||
+                    en->element[0]->type != REDIS_REPLY_STRING)
+                    continue;
+                const redisReply *id = en->element[0];
+                seen++;
+                if (id->len < sizeof(t->ev_last_id)) {
+                    memcpy(t->ev_last_id, id->str, id->len);
+                    t->ev_last_id[id->len] = '\0';
+                }
+                apply_event(t, id, en->element[1]);
+            }
+        }
+    }
+    if (!t->ev_synced && seen < EV_COUNT) {
+        t->ev_synced = true;
+        update_ready(t);
+    }
+    ev_issue(t);
+}
+
 /* ---- sending ---------------------------------------------------------------------------- */
 
 static void on_xadd(redisAsyncContext *ac, void *reply, void *priv)
@@ -476,27 +644,30 @@ static void on_eval(redisAsyncContext *ac, void *reply, void *priv)
     free(e);
 }
 
-bool gw_bus_eval(gw_thread_t *t, const char *script, const char *key, const adi_str_t *args,
-                 size_t nargs, void (*cb)(gw_req_t *r, void *reply), gw_req_t *r)
+bool gw_bus_eval(gw_thread_t *t, const char *script, const char *const *keys, size_t nkeys,
+                 const adi_str_t *args, size_t nargs, void (*cb)(gw_req_t *r, void *reply),
+                 gw_req_t *r)
 {
-    if (t->cmd.ac == NULL || !t->cmd.up || nargs > 4)
+    if (t->cmd.ac == NULL || !t->cmd.up || nkeys < 1 || nkeys > 2 || nargs > 6)
         return false;
-    const char *argv[4 + 4];
-    size_t lens[4 + 4];
-    argv[0] = "EVAL";
-    argv[1] = script;
-    argv[2] = "1";
-    argv[3] = key;
-    for (size_t i = 0; i < 4; i++)
+    const char *argv[3 + 2 + 6];
+    size_t lens[3 + 2 + 6];
+    size_t n = 0;
+    argv[n++] = "EVAL";
+    argv[n++] = script;
+    argv[n++] = nkeys == 1 ? "1" : "2";
+    for (size_t i = 0; i < nkeys; i++)
+        argv[n++] = keys[i];
+    for (size_t i = 0; i < n; i++)
         lens[i] = strlen(argv[i]);
     for (size_t i = 0; i < nargs; i++) {
-        argv[4 + i] = args[i].ptr ? args[i].ptr : "";
-        lens[4 + i] = args[i].len;
+        argv[n] = args[i].ptr ? args[i].ptr : "";
+        lens[n++] = args[i].len;
     }
     eval_ctx_t *e = adi_xcalloc(1, sizeof(*e));
     e->cb = cb;
     e->r = r;
-    if (redisAsyncCommandArgv(t->cmd.ac, on_eval, e, (int)(4 + nargs), argv, lens) != REDIS_OK) {
+    if (redisAsyncCommandArgv(t->cmd.ac, on_eval, e, (int)n, argv, lens) != REDIS_OK) {
         free(e);
         return false;
     }
@@ -599,13 +770,7 @@ static void poll_backlog(gw_thread_t *t)
 static void conn_drop(gw_conn_t *c, const char *why)
 {
     redisAsyncContext *ac = c->ac;
-    c->ac = NULL;
-    c->up = false;
-    if (c->reading)
-        c->t->xread_inflight = false;
-    else
-        c->t->poll_outstanding = 0;
-    update_ready(c->t);
+    conn_lost(c);
     log_down(c, why);
     count_failure(c);
     redisAsyncFree(ac);
@@ -623,10 +788,13 @@ static void watchdog(gw_conn_t *c, int64_t now)
         conn_drop(c, strerror(soerr));
     } else if (!c->up && now - c->started_ms > CONNECT_LIMIT_MS) {
         conn_drop(c, "connect timed out");
-    } else if (c->up && c->reading && c->t->xread_inflight &&
+    } else if (c->up && c->kind == GW_CONN_REPLY && c->t->xread_inflight &&
                now - c->t->xread_sent_ms > atoi(XREAD_BLOCK_MS) + ANSWER_LIMIT_MS) {
         conn_drop(c, "no answer to XREAD");
-    } else if (c->up && !c->reading && c->t->poll_outstanding > 0 &&
+    } else if (c->up && c->kind == GW_CONN_EVENTS && c->t->ev_inflight &&
+               now - c->t->ev_sent_ms > atoi(XREAD_BLOCK_MS) + ANSWER_LIMIT_MS) {
+        conn_drop(c, "no answer to XREAD of ev:auth");
+    } else if (c->up && c->kind == GW_CONN_CMD && c->t->poll_outstanding > 0 &&
                now - c->t->poll_sent_ms > ANSWER_LIMIT_MS) {
         conn_drop(c, "no answer to XINFO");
     }
@@ -638,16 +806,17 @@ static void on_poll(uv_timer_t *timer)
     int64_t now = adi_mono_ms();
     watchdog(&t->cmd, now);
     watchdog(&t->rd, now);
+    watchdog(&t->ev, now);
     poll_backlog(t);
 }
 
 /* ---- lifecycle -------------------------------------------------------------------------- */
 
-static void conn_init(gw_thread_t *t, gw_conn_t *c, bool reading)
+static void conn_init(gw_thread_t *t, gw_conn_t *c, gw_conn_kind_t kind)
 {
     memset(c, 0, sizeof(*c));
     c->t = t;
-    c->reading = reading;
+    c->kind = kind;
     c->backoff_ms = BACKOFF_MIN_MS;
     uv_timer_init(&t->loop, &c->retry);
     c->retry.data = c;
@@ -659,15 +828,26 @@ void gw_bus_start(gw_thread_t *t)
     snprintf(name, sizeof(name), "%s-%zu", t->gw->instance, t->index);
     snprintf(t->rep_stream, sizeof(t->rep_stream), ADI_KEY_GW_REP_FMT, name);
     snprintf(t->last_id, sizeof(t->last_id), "0-0");
-    conn_init(t, &t->cmd, false);
-    conn_init(t, &t->rd, true);
+    /* Every access token issued before an event older than this has expired. */
+    int64_t ttl_ms = (t->gw->cfg.access_ttl_s + t->gw->cfg.jwt_leeway_s) * 1000;
+    gw_vtable_init(&t->versions, GW_VTABLE_MAX_SLOTS, ttl_ms);
+    gw_tcache_init(&t->tokens, t->gw->cfg.jwt_leeway_s);
+    gw_vtable_history_id(adi_now_ms(), ttl_ms, t->ev_last_id, sizeof(t->ev_last_id));
+    t->ev_synced = false;
+    conn_init(t, &t->cmd, GW_CONN_CMD);
+    conn_init(t, &t->rd, GW_CONN_REPLY);
+    conn_init(t, &t->ev, GW_CONN_EVENTS);
     uv_timer_init(&t->loop, &t->xread_retry);
     t->xread_retry.data = t;
+    uv_timer_init(&t->loop, &t->ev_retry);
+    t->ev_retry.data = t;
     uv_timer_init(&t->loop, &t->poll);
     t->poll.data = t;
     uv_timer_start(&t->poll, on_poll, POLL_MS, POLL_MS);
+    count_event(t, 0); /* the series exists from the start */
     conn_open(&t->cmd);
     conn_open(&t->rd);
+    conn_open(&t->ev);
 }
 
 /* Drops a connection at once: pending callbacks run with a NULL reply. */
@@ -684,8 +864,9 @@ void gw_bus_stop(gw_thread_t *t, bool force)
 {
     uv_timer_stop(&t->poll);
     uv_timer_stop(&t->xread_retry);
-    gw_conn_t *conns[2] = {&t->rd, &t->cmd};
-    for (size_t i = 0; i < 2; i++) {
+    uv_timer_stop(&t->ev_retry);
+    gw_conn_t *conns[3] = {&t->rd, &t->ev, &t->cmd};
+    for (size_t i = 0; i < 3; i++) {
         gw_conn_t *c = conns[i];
         uv_timer_stop(&c->retry);
         c->retry_pending = false;
@@ -693,6 +874,7 @@ void gw_bus_stop(gw_thread_t *t, bool force)
             uv_cancel((uv_req_t *)&c->resolve);
     }
     conn_free(&t->rd);
+    conn_free(&t->ev);
     update_ready(t);
     if (t->cmd.ac == NULL)
         return;
@@ -708,13 +890,16 @@ void gw_bus_stop(gw_thread_t *t, bool force)
 
 bool gw_bus_closed(const gw_thread_t *t)
 {
-    return t->cmd.ac == NULL && t->rd.ac == NULL && !t->cmd.resolving && !t->rd.resolving;
+    return t->cmd.ac == NULL && t->rd.ac == NULL && t->ev.ac == NULL && !t->cmd.resolving &&
+           !t->rd.resolving && !t->ev.resolving;
 }
 
 void gw_bus_close_handles(gw_thread_t *t)
 {
     uv_close((uv_handle_t *)&t->cmd.retry, NULL);
     uv_close((uv_handle_t *)&t->rd.retry, NULL);
+    uv_close((uv_handle_t *)&t->ev.retry, NULL);
     uv_close((uv_handle_t *)&t->xread_retry, NULL);
+    uv_close((uv_handle_t *)&t->ev_retry, NULL);
     uv_close((uv_handle_t *)&t->poll, NULL);
 }

@@ -12,6 +12,9 @@
 #include "adi/config.h"
 #include "adi/log.h"
 #include "gw_config.h"
+#include "gw_login.h"
+
+#define PEM_FILE_MAX 65536 /* bytes of JWT_PUBLIC_KEY_FILE read */
 
 #define ROW(field, env, type, def, flags, min, max, help)                                          \
     ADI_CFG(gw_config_t, field, env, type, def, flags, min, max, help)
@@ -47,6 +50,22 @@ static const adi_cfg_row_t rows[] = {
     ROW(app_version, "APP_VERSION", STR, "0.1.0", 0, 0, 0,
         "version reported by /api/health/version/"),
     ROW(log_level, "LOG_LEVEL", STR, "info", 0, 0, 0, "debug, info, warn or error"),
+    ROW(jwt_alg, "JWT_ALGORITHM", STR, "HS256", 0, 0, 0,
+        "algorithm access tokens must be signed with: HS256, RS256 or ES256"),
+    ROW(jwt_key, "JWT_SIGNING_KEY", STR, "", ADI_CFG_SECRET, 0, 0,
+        "HS256 shared secret, the same as adi-auth's (required with HS256)"),
+    ROW(jwt_pub_file, "JWT_PUBLIC_KEY_FILE", STR, "", 0, 0, 0,
+        "PEM public key file for RS256/ES256 (required with them)"),
+    ROW(jwt_leeway_s, "JWT_LEEWAY_S", INT, "0", 0, 0, ADI_JWT_LEEWAY_MAX,
+        "clock skew tolerated on a token's exp, nbf and iat, in seconds"),
+    ROW(access_ttl_s, "ACCESS_TOKEN_LIFETIME_S", INT, "1800", 0, 1, 31536000,
+        "access token lifetime (as adi-auth's): how much ev:auth history is read at start"),
+    ROW(login_max_fail, "LOGIN_MAX_FAILURES", INT, "5", 0, 1, 1000000,
+        "failed logins of one account before it is locked out (429 with Retry-After)"),
+    ROW(login_addr_max, "LOGIN_ADDRESS_MAX_FAILURES", INT, "0", 0, 0, 1000000000,
+        "failed logins from one client address before it is locked out (0 = LOGIN_MAX_FAILURES)"),
+    ROW(login_lockout_s, "LOGIN_LOCKOUT_S", INT, "60", 0, 1, GW_LOGIN_LOCK_CAP_S,
+        "first lockout in seconds; doubles with every further failure, at most 3600"),
 };
 
 #define NROWS (sizeof(rows) / sizeof(rows[0]))
@@ -85,6 +104,85 @@ int gw_config_load(gw_config_t *cfg, gw_redis_url_t *url, gw_origins_t *origins,
             break;
         }
     }
+    adi_jwt_alg alg;
+    if (adi_jwt_alg_parse(adi_str_c(cfg->jwt_alg), &alg, &e) != ADI_OK) {
+        fprintf(errs, "JWT_ALGORITHM: expected HS256, RS256 or ES256\n");
+        bad++;
+    } else if (alg == ADI_JWT_HS256 && cfg->jwt_key[0] == '\0') {
+        fprintf(errs, "JWT_SIGNING_KEY: required with JWT_ALGORITHM=HS256\n");
+        bad++;
+    } else if (alg != ADI_JWT_HS256 && cfg->jwt_pub_file[0] == '\0') {
+        fprintf(errs, "JWT_PUBLIC_KEY_FILE: required with JWT_ALGORITHM=%s\n", cfg->jwt_alg);
+        bad++;
+    }
+    return bad;
+}
+
+/* Reads at most PEM_FILE_MAX bytes of `path` into `out`; false with a message in `why`. */
+static bool read_pem(const char *path, adi_buf_t *out, char why[128])
+{
+    FILE *f = fopen(path, "rb");
+    if (f == NULL) {
+        snprintf(why, 128, "cannot open %.80s", path);
+        return false;
+    }
+    char chunk[4096];
+    size_t n;
+    bool ok = true;
+    while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0) {
+        if (out->len + n > PEM_FILE_MAX) {
+            snprintf(why, 128, "%.80s is larger than %d bytes", path, PEM_FILE_MAX);
+            ok = false;
+            break;
+        }
+        adi_buf_append(out, chunk, n);
+    }
+    if (ok && ferror(f)) {
+        snprintf(why, 128, "cannot read %.80s", path);
+        ok = false;
+    }
+    fclose(f);
+    return ok;
+}
+
+int gw_config_jwt(const gw_config_t *cfg, adi_jwt_t **out, FILE *errs)
+{
+    *out = NULL;
+    adi_error_t e;
+    adi_error_clear(&e);
+    adi_jwt_config_t jc;
+    memset(&jc, 0, sizeof(jc));
+    if (adi_jwt_alg_parse(adi_str_c(cfg->jwt_alg), &jc.alg, &e) != ADI_OK) {
+        fprintf(errs, "JWT_ALGORITHM: expected HS256, RS256 or ES256\n");
+        return 1;
+    }
+    jc.leeway_s = cfg->jwt_leeway_s;
+    adi_buf_t pem;
+    adi_buf_init(&pem);
+    int bad = 0;
+    if (jc.alg == ADI_JWT_HS256) {
+        jc.secret = adi_str_c(cfg->jwt_key);
+    } else {
+        char why[128];
+        if (cfg->jwt_pub_file[0] == '\0') {
+            fprintf(errs, "JWT_PUBLIC_KEY_FILE: required with JWT_ALGORITHM=%s\n", cfg->jwt_alg);
+            bad++;
+            goto out;
+        }
+        if (!read_pem(cfg->jwt_pub_file, &pem, why)) {
+            fprintf(errs, "JWT_PUBLIC_KEY_FILE: %s\n", why);
+            bad++;
+            goto out;
+        }
+        jc.public_key_pem = (adi_str_t){pem.data, pem.len};
+    }
+    if (adi_jwt_new(out, &jc, &e) != ADI_OK) {
+        fprintf(errs, "%s: %s\n",
+                jc.alg == ADI_JWT_HS256 ? "JWT_SIGNING_KEY" : "JWT_PUBLIC_KEY_FILE", e.message);
+        bad++;
+    }
+out:
+    adi_buf_dispose(&pem);
     return bad;
 }
 

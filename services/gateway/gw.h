@@ -2,9 +2,10 @@
 /*
  * The gateway's runtime, shared by its files and not used outside services/gateway. The process
  * runs GATEWAY_THREADS threads; each owns one libuv loop with its h2o context, its listening socket
- * (SO_REUSEPORT on the shared port), its two hiredis async connections (commands, and the blocking
- * XREAD of its reply stream), its table of pending bus calls and its view of the services'
- * backlogs. Threads share only the read-only configuration, the route table and the metrics.
+ * (SO_REUSEPORT on the shared port), its three hiredis async connections (commands, the blocking
+ * XREAD of its reply stream, and the blocking XREAD of ev:auth), its table of pending bus calls,
+ * its view of the services' backlogs and its table of user token versions. Threads share only the
+ * read-only configuration, the token key set, the route table and the metrics.
  *
  * A request is a gw_req_t (heap, reference-counted): h2o's request pool holds one reference until
  * h2o disposes the request, and every Redis command in flight for it holds one more, so a late
@@ -22,11 +23,14 @@
 #include <uv.h>
 
 #include "adi/core.h"
+#include "adi/jwt.h"
 #include "adi/keys.h"
 #include "adi/messages.h"
 #include "adi/ops.h"
+#include "gw_auth.h"
 #include "gw_config.h"
 #include "gw_idem.h"
+#include "gw_login.h"
 #include "gw_parse.h"
 #include "gw_render.h"
 #include "gw_router.h"
@@ -35,6 +39,7 @@ struct redisAsyncContext;
 
 #define GW_ID_MAX         128 /* envelope id (correlation id) bytes */
 #define GW_REP_STREAM_MAX 200 /* reply stream key bytes */
+#define GW_CLIENT_IP_MAX  64  /* client address text bytes (IPv6 fits) */
 
 typedef struct gw gw_t;
 typedef struct gw_thread gw_thread_t;
@@ -69,14 +74,26 @@ struct gw_req {
     bool timer_linked;                      /* `timer` is linked */
     h2o_timeout_entry_t timer;              /* deadline of the proxied call or the health fan-out */
     int64_t deadline_ms;                    /* absolute wall-clock deadline sent in the envelope */
-    gw_call_t calls[ADI_SERVICE_COUNT];     /* bus calls (1 for a proxied route, 4 for health) */
-    size_t ncalls;                          /* used entries of calls */
-    const char *service;                    /* target service of a proxied route */
+    int64_t deadline_len_ms;            /* the route's deadline (ms), for the idempotency lock */
+    gw_call_t calls[ADI_SERVICE_COUNT]; /* bus calls (1 for a proxied route, 4 for health) */
+    size_t ncalls;                      /* used entries of calls */
+    const char *service;                /* target service of a proxied route */
     adi_buf_t env;                      /* encoded envelope waiting for the idempotency verdict */
     bool idem;                          /* an Idempotency-Key lock is held (settle on response) */
     char idem_key[GW_IDEM_KEY_LEN + 1]; /* Redis key of the lock */
     char idem_fp[65];                   /* request fingerprint */
     adi_buf_t idem_running;             /* our "running" value (identifies the owner) */
+    adi_str_t idem_hdr;                 /* the Idempotency-Key (h2o pool memory), for later */
+    char client_ip[GW_CLIENT_IP_MAX];   /* peer address as text, "" when unknown */
+    bool authed;                        /* `claims` hold a verified access token */
+    adi_jwt_claims_t claims;            /* the caller's verified claims (when authed) */
+    bool login;                         /* a throttled login route */
+    bool login_account;                 /* the account key is in use (a username was sent) */
+    bool login_charged;                 /* the attempt is counted in Redis: settle it */
+    bool login_from_auth;               /* the answer came from auth's reply */
+    int login_status;                   /* that reply's status */
+    char login_keys[2][GW_LOGIN_KEY_MAX + 1];    /* account key, address key */
+    gw_login_check_t login_check;                /* what the check script answered */
     gw_health_entry_t health[ADI_SERVICE_COUNT]; /* health fan-out results */
     size_t health_left;                          /* services not answered yet */
 };
@@ -87,11 +104,18 @@ typedef struct gw_svc_state {
     int64_t backlog; /* lag + pending of the service's group */
 } gw_svc_state_t;
 
+/** What a thread's Redis connection is for. */
+typedef enum gw_conn_kind {
+    GW_CONN_CMD = 0, /* commands: XADD, EVAL, XINFO, XDEL */
+    GW_CONN_REPLY,   /* XREAD BLOCK on the reply stream */
+    GW_CONN_EVENTS,  /* XREAD (BLOCK once caught up) on ev:auth */
+} gw_conn_kind_t;
+
 /** One hiredis async connection with its reconnect timer. */
 typedef struct gw_conn {
     struct redisAsyncContext *ac; /* NULL while disconnected */
     bool up;                      /* connected and set up (AUTH/SELECT answered) */
-    bool reading;                 /* the XREAD connection (else the command one) */
+    gw_conn_kind_t kind;          /* its role */
     bool retry_pending;           /* `retry` is armed */
     int64_t backoff_ms;           /* next reconnect delay */
     uv_timer_t retry;             /* reconnect timer */
@@ -126,6 +150,7 @@ struct gw_thread {
     /* bus */
     gw_conn_t cmd;                         /* commands: XADD, EVAL, XINFO, XDEL */
     gw_conn_t rd;                          /* XREAD BLOCK on rep_stream */
+    gw_conn_t ev;                          /* XREAD on ev:auth */
     char rep_stream[GW_REP_STREAM_MAX];    /* gw:{<instance>-<n>}:rep */
     char last_id[64];                      /* last reply entry id seen */
     bool xread_inflight;                   /* an XREAD is outstanding */
@@ -138,7 +163,15 @@ struct gw_thread {
     gw_call_t **buckets;                   /* pending calls by correlation id */
     size_t nbuckets;                       /* power of two */
     size_t npending;                       /* linked calls */
-    atomic_bool ready;                     /* both Redis connections up (read by the ops thread) */
+    char ev_last_id[64];                   /* last ev:auth entry id seen (history start at first) */
+    bool ev_inflight;                      /* an ev:auth XREAD is outstanding */
+    int64_t ev_sent_ms;                    /* adi_mono_ms when it was sent */
+    bool ev_synced;                        /* ev:auth read up to its end since the last connect */
+    uv_timer_t ev_retry;                   /* delay after an ev:auth XREAD error */
+    gw_vtable_t versions;                  /* user_id -> token version from ev:auth */
+    gw_tcache_t tokens;                    /* access tokens that verified (cache) */
+    atomic_bool ready;                     /* Redis connections up and ev:auth caught up (read by
+                                              the ops thread) */
 };
 
 struct gw {
@@ -157,6 +190,7 @@ struct gw {
     size_t nthreads;                    /* GATEWAY_THREADS */
     int port;                           /* bound HTTP port */
     size_t body_mp_max;                 /* largest msgpack body an envelope may carry */
+    adi_jwt_t *jwt;                     /* token key set (read-only, shared by the threads) */
 };
 
 extern const char *const gw_service_names[ADI_SERVICE_COUNT];
@@ -211,7 +245,7 @@ void gw_local_health_reply(gw_call_t *c, const adi_reply *rep);
 
 /** Starts the thread's Redis connections (reconnecting by themselves). */
 void gw_bus_start(gw_thread_t *t);
-/** Both connections up. */
+/** Every connection up and ev:auth caught up: requests may be served. */
 bool gw_bus_ready(const gw_thread_t *t);
 /** Begins closing the connections (flushes pending commands first). */
 void gw_bus_stop(gw_thread_t *t, bool force);
@@ -238,11 +272,12 @@ void gw_pending_remove(gw_thread_t *t, gw_call_t *c);
 void gw_bus_send(gw_thread_t *t, gw_call_t *c, const char *service, const adi_buf_t *env);
 
 /**
- * Runs EVAL `script` with one key and `nargs` string arguments on the command connection. `cb`
- * gets the reply (NULL when the connection failed) and `r` (which holds a reference meanwhile).
- * Returns false (nothing sent) when the connection is down.
+ * Runs EVAL `script` with `nkeys` keys (at most 2) and `nargs` string arguments (at most 6) on
+ * the command connection. `cb` gets the reply (NULL when the connection failed) and `r` (which
+ * holds a reference meanwhile). Returns false (nothing sent) when the connection is down.
  */
-bool gw_bus_eval(gw_thread_t *t, const char *script, const char *key, const adi_str_t *args,
-                 size_t nargs, void (*cb)(gw_req_t *r, void *reply), gw_req_t *r);
+bool gw_bus_eval(gw_thread_t *t, const char *script, const char *const *keys, size_t nkeys,
+                 const adi_str_t *args, size_t nargs, void (*cb)(gw_req_t *r, void *reply),
+                 gw_req_t *r);
 
 #endif

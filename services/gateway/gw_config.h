@@ -14,6 +14,7 @@
 #include <stdio.h>
 
 #include "adi/core.h"
+#include "adi/jwt.h"
 
 #define GW_MAX_ORIGINS    64  /* entries of CORS_ALLOWED_ORIGINS */
 #define GW_ORIGIN_MAX_LEN 256 /* bytes of one origin */
@@ -53,6 +54,14 @@ typedef struct gw_config {
     const char *time_zone;    /* TIME_ZONE */
     const char *app_version;  /* APP_VERSION */
     const char *log_level;    /* LOG_LEVEL */
+    const char *jwt_alg;      /* JWT_ALGORITHM: HS256, RS256 or ES256 */
+    const char *jwt_key;      /* JWT_SIGNING_KEY: the HS256 secret (secret: never logged) */
+    const char *jwt_pub_file; /* JWT_PUBLIC_KEY_FILE: PEM public key for RS256/ES256 */
+    int64_t jwt_leeway_s;     /* JWT_LEEWAY_S: clock skew tolerated on exp, nbf and iat */
+    int64_t access_ttl_s;     /* ACCESS_TOKEN_LIFETIME_S: how long an ev:auth event matters */
+    int64_t login_max_fail;   /* LOGIN_MAX_FAILURES: failures of an account before a lockout */
+    int64_t login_addr_max;   /* LOGIN_ADDRESS_MAX_FAILURES: of a client address (0: as above) */
+    int64_t login_lockout_s;  /* LOGIN_LOCKOUT_S: first lockout, doubling per further failure */
 } gw_config_t;
 
 /**
@@ -61,6 +70,14 @@ typedef struct gw_config {
  * `url` and `origins` receive the parsed values.
  */
 int gw_config_load(gw_config_t *cfg, gw_redis_url_t *url, gw_origins_t *origins, FILE *errs);
+
+/**
+ * Builds the token key set from JWT_ALGORITHM, JWT_SIGNING_KEY (HS256), JWT_PUBLIC_KEY_FILE
+ * (RS256/ES256, read here: call at start-up only) and JWT_LEEWAY_S. Writes one line per problem
+ * to `errs` (never the key) and returns the number of problems; on 0 `*out` is the key set
+ * (adi_jwt_free), else NULL.
+ */
+int gw_config_jwt(const gw_config_t *cfg, adi_jwt_t **out, FILE *errs);
 
 /** Prints the README table of the gateway's variables. */
 void gw_config_table(FILE *f);

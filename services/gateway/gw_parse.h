@@ -47,6 +47,15 @@ adi_err gw_params_add_query(gw_params_t *p, adi_str_t query, adi_error_t *err);
  */
 adi_err gw_params_add_path(gw_params_t *p, adi_str_t name, adi_str_t raw, adi_error_t *err);
 
+/**
+ * Adds one parameter taken as is (a header value: no percent-decoding), replacing an earlier one
+ * of the same name. Errors as gw_params_add_query (too long, not UTF-8, NUL).
+ */
+adi_err gw_params_add_literal(gw_params_t *p, adi_str_t name, adi_str_t value, adi_error_t *err);
+
+/** Removes every parameter named `name` (the client may not set it). */
+void gw_params_remove(gw_params_t *p, adi_str_t name);
+
 /** Appends the parameters to `out` as one msgpack map of strings. */
 void gw_params_pack(const gw_params_t *p, adi_buf_t *out);
 

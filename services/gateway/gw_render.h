@@ -48,6 +48,16 @@ void gw_render_non_field(adi_buf_t *out, const char *msg, size_t len);
  */
 int gw_render_reply_error(int status, const adi_reply_error *e, adi_buf_t *out);
 
+/**
+ * As gw_render_reply_error, and for 401 and 403 in simplejwt's shape {"detail": message, "code":
+ * code} when the service's error code is a specific one (not a generic adi_err_name, e.g.
+ * "token_not_valid", "user_not_found", "user_inactive"), or, for a 401 with a generic code, when
+ * `code_401` is given (the code of the operation's refusals, e.g. "token_not_valid" for the token
+ * refresh view).
+ */
+int gw_render_reply_error_code(int status, const adi_reply_error *e, const char *code_401,
+                               adi_buf_t *out);
+
 /** One service's line of the health aggregate. */
 typedef struct gw_health_entry {
     const char *service; /* bus name */

@@ -3,21 +3,32 @@
  * The one generic h2o handler. Every request goes through the same steps:
  *   1. request id (X-Request-ID if sane, else a new UUID) and CORS origin check;
  *   2. CORS preflight, else route matching (404 / 405 with Allow / OPTIONS 204);
- *   3. a local route is served by local.c; a proxied route is admitted (Redis up, the service's
+ *   3. a route that is not public needs a Bearer access token, verified here on the loop with the
+ *      shared key set (signature, pinned algorithm, exp with leeway, token_type), not older than
+ *      the user's token version learnt from ev:auth, and for ADI_ADMIN the ADMIN role (or a
+ *      superuser): else 401 (simplejwt's bodies, WWW-Authenticate) or 403; the claims become the
+ *      envelope's principal;
+ *   4. a local route is served by local.c; a proxied route is admitted (Redis up, the service's
  *      stream exists and its backlog is under BACKLOG_LIMIT, the thread's pending table has room),
  *      its JSON body becomes msgpack, path and query parameters a msgpack map, both go into an
- *      envelope; with an Idempotency-Key on a mutating method the key is locked in Redis first
- *      (or the stored response replayed, 409 or 422);
- *   4. the envelope is XADDed to the service's stream and the request waits for its reply (matched
+ *      envelope; a login route is first checked and counted against the login throttle (429 with
+ *      Retry-After while locked, see gw_login.h); with an Idempotency-Key on a mutating method the
+ *      key is locked in Redis first (or the stored response replayed, 409 or 422);
+ *   5. the envelope is XADDed to the service's stream and the request waits for its reply (matched
  *      by correlation id in bus.c) or its deadline (504);
- *   5. gw_respond writes the response with the common headers, logs one line (gw.request, path
- *      without query string, no headers, no body), records the route's metrics and settles the
- *      Idempotency-Key (stores the response for 24 h, or releases the key after a 5xx).
+ *   6. gw_respond writes the response with the common headers, logs one line (gw.request, path
+ *      without query string, no headers, no body), records the route's metrics, settles the login
+ *      attempt (auth's 401 stays a failure, 200 resets the account, anything else is taken back)
+ *      and the Idempotency-Key (stores the response for 24 h, or releases the key after a 5xx).
+ * Only login routes make a Redis round trip before the envelope is sent.
  */
+#include <arpa/inet.h>
 #include <inttypes.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include <hiredis/hiredis.h>
 
@@ -28,6 +39,8 @@
 
 #define IDEM_LOCK_SLACK_MS 5000 /* a lock outlives its request's deadline by this much */
 #define LOG_PATH_MAX       512  /* bytes of the path in the log line */
+
+static const char *const www_auth[] = {"www-authenticate", GW_WWW_AUTHENTICATE, NULL};
 
 /* What h2o's request pool holds: when h2o disposes the request, the gw_req_t learns it. */
 typedef struct anchor {
@@ -89,15 +102,49 @@ static void idem_settle(gw_req_t *r, int status, adi_str_t body)
     adi_str_t args[3] = {{r->idem_running.data, r->idem_running.len},
                          {done.data ? done.data : "", done.len},
                          adi_str_c(ttl)};
-    if (!gw_bus_eval(r->t, gw_idem_settle_lua, r->idem_key, args, 3, NULL, NULL))
+    const char *const keys[1] = {r->idem_key};
+    if (!gw_bus_eval(r->t, gw_idem_settle_lua, keys, 1, args, 3, NULL, NULL))
         ADI_LOG(NULL, ADI_LOG_WARN, "gw.idem_settle_failed", "request_id=%s", r->request_id);
     adi_buf_dispose(&done);
 }
 
+/* Counts a login outcome (adi_gateway_login_attempts_total). */
+static void count_login(gw_req_t *r, const char *outcome)
+{
+    char labels[48];
+    snprintf(labels, sizeof(labels), "outcome=\"%s\"", outcome);
+    adi_metrics_count(r->t->gw->metrics, "adi_gateway_login_attempts_total", labels, 1);
+}
+
+/* Settles a counted login attempt by its outcome (no reference: nothing to call back). */
+static void login_settle(gw_req_t *r)
+{
+    if (!r->login_charged)
+        return;
+    r->login_charged = false;
+    gw_login_outcome_t o = gw_login_outcome(r->login_status, r->login_from_auth);
+    if (o == GW_LOGIN_FAILED) {
+        count_login(r, "failed"); /* the check already counted it */
+        return;
+    }
+    count_login(r, o == GW_LOGIN_SUCCEEDED ? "succeeded" : "void");
+    const gw_login_check_t *c = &r->login_check;
+    adi_str_t args[6] = {adi_str_c(r->login_account ? "1" : "0"),
+                         adi_str_c(o == GW_LOGIN_SUCCEEDED ? "ok" : "void"),
+                         adi_str_c(c->prev[0]),
+                         adi_str_c(c->next[0]),
+                         adi_str_c(c->prev[1]),
+                         adi_str_c(c->next[1])};
+    const char *const keys[2] = {r->login_keys[0], r->login_keys[1]};
+    if (!gw_bus_eval(r->t, gw_login_settle_lua, keys, 2, args, 6, NULL, NULL))
+        ADI_LOG(NULL, ADI_LOG_WARN, "gw.login_settle_failed", "request_id=%s", r->request_id);
+}
+
 static void log_request(gw_req_t *r, int status)
 {
-    adi_logctx_t lc = {r->request_id, NULL, r->route && r->route->op ? r->route->op->name : NULL,
-                       r->start_ms};
+    adi_logctx_t lc = {r->request_id,
+                       r->authed && r->claims.tenant_id[0] ? r->claims.tenant_id : NULL,
+                       r->route && r->route->op ? r->route->op->name : NULL, r->start_ms};
     ADI_LOG(&lc, ADI_LOG_INFO, "gw.request", "method=%s path=%s status=%d", r->log_method,
             r->log_path, status);
     double secs = (double)(adi_mono_ms() - r->start_ms) / 1000.0;
@@ -115,6 +162,7 @@ static void anchor_dispose(void *p)
         gw_req_disarm_timer(r);
         gw_req_drop_calls(r);
         idem_settle(r, 499, ADI_STR_NULL);
+        login_settle(r);
         log_request(r, 499);
     }
     gw_req_unref(r);
@@ -179,6 +227,7 @@ void gw_respond(gw_req_t *r, int status, const char *body, size_t len, const cha
     gw_req_disarm_timer(r);
     gw_req_drop_calls(r);
     idem_settle(r, status, (adi_str_t){body, len});
+    login_settle(r);
     h2o_req_t *req = r->req;
     if (ADI_NEVER(req == NULL))
         return;
@@ -243,6 +292,10 @@ void gw_on_reply(gw_call_t *c, const adi_reply *rep)
     if (r->responded || r->req == NULL)
         return;
     int status = (int)rep->status;
+    if (r->login) {
+        r->login_from_auth = true;
+        r->login_status = status;
+    }
     adi_buf_t b;
     adi_buf_init(&b);
     if (status >= 200 && status < 300) {
@@ -260,10 +313,12 @@ void gw_on_reply(gw_call_t *c, const adi_reply *rep)
             gw_respond_error(r, 500, "server_error", GW_MSG_SERVER_ERROR);
         }
     } else {
-        int st = gw_render_reply_error(status >= 400 ? status : 500, rep->error, &b);
+        /* simplejwt's refresh view answers every refusal with code token_not_valid. */
+        const char *code_401 =
+            r->route != NULL && r->route->op == &adi_op_auth_refresh ? ADI_JWT_CODE : NULL;
+        int st = gw_render_reply_error_code(status >= 400 ? status : 500, rep->error, code_401, &b);
         static const char *const retry[] = {"retry-after", "1", NULL};
-        static const char *const www[] = {"www-authenticate", "Bearer realm=\"api\"", NULL};
-        gw_respond(r, st, b.data, b.len, st == 503 ? retry : st == 401 ? www : NULL);
+        gw_respond(r, st, b.data, b.len, st == 503 ? retry : st == 401 ? www_auth : NULL);
     }
     adi_buf_dispose(&b);
 }
@@ -294,6 +349,18 @@ static void send_envelope(gw_req_t *r)
 {
     gw_bus_send(r->t, &r->calls[0], r->service, &r->env);
     adi_buf_dispose(&r->env);
+}
+
+static void idem_start(gw_req_t *r, adi_str_t key, adi_str_t body, int64_t deadline_ms);
+
+/* The last step before the envelope leaves: the Idempotency-Key lock when there is a key. */
+static void dispatch(gw_req_t *r)
+{
+    if (r->idem_hdr.ptr != NULL)
+        idem_start(r, r->idem_hdr, (adi_str_t){r->req->entity.base, r->req->entity.len},
+                   r->deadline_len_ms);
+    else
+        send_envelope(r);
 }
 
 static void on_idem_acquired(gw_req_t *r, void *reply)
@@ -337,8 +404,10 @@ static void on_idem_acquired(gw_req_t *r, void *reply)
 /* Locks the key (async); the verdict continues in on_idem_acquired. */
 static void idem_start(gw_req_t *r, adi_str_t key, adi_str_t body, int64_t deadline_ms)
 {
-    /* No principal yet (public routes only): the key is scoped to anonymous callers. */
-    gw_idem_redis_key(key, ADI_STR_NULL, r->idem_key);
+    /* Scoped to the caller (user and tenant; "" for anonymous callers of public routes). */
+    char scope[2 * ADI_JWT_UUID_LEN + 2];
+    gw_principal_scope(r->authed ? &r->claims : NULL, scope);
+    gw_idem_redis_key(key, adi_str_c(scope), r->idem_key);
     gw_idem_fingerprint(r->method, (adi_str_t){r->req->path.base, r->req->path.len}, body,
                         r->idem_fp);
     char token[37];
@@ -347,11 +416,106 @@ static void idem_start(gw_req_t *r, adi_str_t key, adi_str_t body, int64_t deadl
     char ttl[24];
     snprintf(ttl, sizeof(ttl), "%" PRId64, deadline_ms + IDEM_LOCK_SLACK_MS);
     adi_str_t args[2] = {{r->idem_running.data, r->idem_running.len}, adi_str_c(ttl)};
-    if (!gw_bus_eval(r->t, gw_idem_acquire_lua, r->idem_key, args, 2, on_idem_acquired, r))
+    const char *const keys[1] = {r->idem_key};
+    if (!gw_bus_eval(r->t, gw_idem_acquire_lua, keys, 1, args, 2, on_idem_acquired, r))
         gw_respond_error(r, 503, "unavailable", GW_MSG_UNAVAILABLE);
 }
 
 /* ---- proxied routes --------------------------------------------------------------------- */
+
+/* The client's address as text, from the connection (h2o caches it per socket). */
+static void peer_address(gw_req_t *r)
+{
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof(ss));
+    socklen_t sl = r->req->conn->callbacks->get_peername != NULL
+                       ? r->req->conn->callbacks->get_peername(r->req->conn, (struct sockaddr *)&ss)
+                       : 0;
+    r->client_ip[0] = '\0';
+    if (sl == 0)
+        return;
+    if (ss.ss_family == AF_INET)
+        inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, r->client_ip,
+                  sizeof(r->client_ip));
+    else if (ss.ss_family == AF_INET6)
+        inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, r->client_ip,
+                  sizeof(r->client_ip));
+}
+
+/* The login throttle answered (reply NULL: Redis failed). */
+static void on_login_checked(gw_req_t *r, void *reply)
+{
+    redisReply *rep = reply;
+    long long vals[5];
+    size_t n = 0;
+    bool shaped = rep != NULL && rep->type == REDIS_REPLY_ARRAY && rep->elements <= 5;
+    for (size_t i = 0; shaped && i < rep->elements; i++) {
+        if (rep->element[i]->type != REDIS_REPLY_INTEGER)
+            shaped = false;
+        else
+            vals[n++] = rep->element[i]->integer;
+    }
+    gw_login_check_t chk;
+    if (!shaped || !gw_login_check_parse(vals, n, &chk)) {
+        if (rep != NULL && rep->type == REDIS_REPLY_ERROR)
+            ADI_LOG(NULL, ADI_LOG_ERROR, "gw.login_check_failed", "request_id=%s error=%.*s",
+                    r->request_id, (int)(rep->len > 200 ? 200 : rep->len), rep->str);
+        if (!r->responded)
+            gw_respond_error(r, 503, "unavailable", GW_MSG_UNAVAILABLE);
+        return;
+    }
+    if (chk.allowed) {
+        r->login_check = chk;
+        r->login_charged = true;
+    }
+    if (r->responded) {
+        login_settle(r); /* timed out or gone meanwhile: the attempt is taken back */
+        return;
+    }
+    if (!chk.allowed) {
+        count_login(r, "locked");
+        adi_buf_t b;
+        adi_buf_init(&b);
+        gw_login_render_locked(chk.retry_after, &b);
+        char secs[24];
+        snprintf(secs, sizeof(secs), "%" PRId64, chk.retry_after);
+        const char *const hdrs[] = {"retry-after", secs, NULL};
+        adi_logctx_t lc = {r->request_id, NULL, r->route->op->name, 0};
+        ADI_LOG(&lc, ADI_LOG_INFO, "gw.login_locked", "retry_after=%" PRId64, chk.retry_after);
+        gw_respond(r, 429, b.data, b.len, hdrs);
+        adi_buf_dispose(&b);
+        return;
+    }
+    dispatch(r);
+}
+
+/* Checks and counts a login attempt (async); continues in on_login_checked. */
+static void login_start(gw_req_t *r, const adi_buf_t *body)
+{
+    gw_t *gw = r->t->gw;
+    adi_str_t user;
+    r->login_account = gw_body_string_member(body->data, body->len, "username", &user) &&
+                       gw_login_account_key(user, r->login_keys[0]);
+    if (!r->login_account)
+        snprintf(r->login_keys[0], sizeof(r->login_keys[0]), "gw:{login}:a:-"); /* unused */
+    gw_login_address_key(r->client_ip, r->login_keys[1]);
+    char maxf[24], maxa[24], lock[24], cap[24], window[24];
+    snprintf(maxf, sizeof(maxf), "%" PRId64, gw->cfg.login_max_fail);
+    snprintf(maxa, sizeof(maxa), "%" PRId64,
+             gw->cfg.login_addr_max > 0 ? gw->cfg.login_addr_max : gw->cfg.login_max_fail);
+    snprintf(lock, sizeof(lock), "%" PRId64, gw->cfg.login_lockout_s);
+    snprintf(cap, sizeof(cap), "%d", GW_LOGIN_LOCK_CAP_S);
+    snprintf(window, sizeof(window), "%d", GW_LOGIN_WINDOW_S);
+    adi_str_t args[6] = {adi_str_c(r->login_account ? "1" : "0"),
+                         adi_str_c(maxf),
+                         adi_str_c(maxa),
+                         adi_str_c(lock),
+                         adi_str_c(cap),
+                         adi_str_c(window)};
+    const char *const keys[2] = {r->login_keys[0], r->login_keys[1]};
+    if (!gw_bus_eval(r->t, gw_login_check_lua, keys, 2, args, 6, on_login_checked, r))
+        gw_respond_error(r, 503, "unavailable", GW_MSG_UNAVAILABLE);
+}
 
 static bool is_mutating(gw_method_t m)
 {
@@ -441,6 +605,21 @@ static bool read_params(gw_req_t *r, const gw_match_t *match, adi_buf_t *out)
             ok = false;
         }
     }
+    if (ok && r->route->op == &adi_op_auth_me) {
+        /* X-Tenant-Id is honoured for superusers only; nobody sets tenant_override otherwise. */
+        static const adi_str_t name = ADI_STR("tenant_override");
+        gw_params_remove(p, name);
+        ssize_t h = h2o_find_header_by_str(&req->headers, H2O_STRLIT("x-tenant-id"), -1);
+        if (h >= 0 && r->authed && r->claims.is_superuser &&
+            req->headers.entries[h].value.len > 0 &&
+            gw_params_add_literal(
+                p, name,
+                (adi_str_t){req->headers.entries[h].value.base, req->headers.entries[h].value.len},
+                &err) != ADI_OK) {
+            respond_detail(r, 400, "Invalid X-Tenant-Id header.", NULL);
+            ok = false;
+        }
+    }
     if (ok)
         gw_params_pack(p, out);
     free(p);
@@ -453,6 +632,8 @@ static void proxy(gw_req_t *r, gw_method_t m, const gw_match_t *match)
     gw_t *gw = t->gw;
     const gw_route_t *rt = r->route;
     r->service = rt->service != NULL ? rt->service : rt->op->service;
+    r->login = rt->op == &adi_op_auth_login || rt->op == &adi_op_auth_token;
+    peer_address(r);
 
     adi_str_t key = ADI_STR_NULL;
     if (is_mutating(m)) {
@@ -475,6 +656,11 @@ static void proxy(gw_req_t *r, gw_method_t m, const gw_match_t *match)
     /* Bad input is answered first: it does not depend on the state of any service. */
     if (!read_body(r, &body) || !read_params(r, match, &params))
         goto out;
+    if (rt->op == &adi_op_auth_me) {
+        /* Its one field comes from X-Tenant-Id (read_params): a body may not set it either. */
+        adi_buf_reset(&body);
+        adi_buf_append(&body, "\x80", 1);
+    }
     adi_err admit = gw_bus_ready(t) ? gw_bus_admit(t, r->service) : ADI_UNAVAILABLE;
     if (admit != ADI_OK) {
         gw_respond_error(r, 503, "unavailable",
@@ -498,6 +684,11 @@ static void proxy(gw_req_t *r, gw_method_t m, const gw_match_t *match)
     size_t dclass = gw->route_class[match->index];
     int64_t dl = gw->deadlines[dclass];
     r->deadline_ms = adi_now_ms() + dl;
+    r->deadline_len_ms = dl;
+    adi_principal principal;
+    gw_principal_roles_t proles;
+    if (r->authed)
+        gw_principal_from_claims(&r->claims, &principal, &proles);
     adi_envelope env;
     memset(&env, 0, sizeof(env));
     env.v = ADI_PROTO_VERSION;
@@ -506,7 +697,8 @@ static void proxy(gw_req_t *r, gw_method_t m, const gw_match_t *match)
     env.reply_to = adi_str_c(t->rep_stream);
     env.deadline_ms = r->deadline_ms;
     env.trace_id = adi_str_c(r->request_id);
-    env.principal = NULL;
+    env.client_ip = adi_str_c(r->client_ip);
+    env.principal = r->authed ? &principal : NULL;
     env.params = (adi_str_t){params.data, params.len};
     env.body = (adi_str_t){body.data, body.len};
     adi_proto_encode(&adi_envelope__desc, &env, &r->env);
@@ -522,10 +714,11 @@ static void proxy(gw_req_t *r, gw_method_t m, const gw_match_t *match)
         goto out;
     }
     gw_req_arm_timer(r, dclass, on_proxy_timeout);
-    if (key.ptr != NULL)
-        idem_start(r, key, (adi_str_t){r->req->entity.base, r->req->entity.len}, dl);
+    r->idem_hdr = key;
+    if (r->login)
+        login_start(r, &body);
     else
-        send_envelope(r);
+        dispatch(r);
 out:
     adi_buf_dispose(&body);
     adi_buf_dispose(&params);
@@ -547,6 +740,87 @@ static void preflight(gw_req_t *r)
                                        "86400",
                                        NULL};
     gw_respond(r, 204, "", 0, hdrs);
+}
+
+/* Counts a refused request (adi_gateway_auth_refused_total). */
+static void count_refusal(gw_req_t *r, const char *reason)
+{
+    char labels[64];
+    snprintf(labels, sizeof(labels), "reason=\"%s\"", reason);
+    adi_metrics_count(r->t->gw->metrics, "adi_gateway_auth_refused_total", labels, 1);
+}
+
+/*
+ * Checks the Bearer token of a request to a non-public route: answers 401 or 403 and returns
+ * false when refused; else the claims are in r->claims. Runs on the loop, no I/O.
+ */
+static bool authenticate(gw_req_t *r)
+{
+    h2o_req_t *req = r->req;
+    ssize_t h = h2o_find_header(&req->headers, H2O_TOKEN_AUTHORIZATION, -1);
+    adi_str_t hv =
+        h >= 0 ? (adi_str_t){req->headers.entries[h].value.base, req->headers.entries[h].value.len}
+               : ADI_STR_NULL;
+    adi_str_t token;
+    switch (gw_bearer_parse(hv, &token)) {
+    case GW_BEARER_NONE:
+        count_refusal(r, "no_credentials");
+        respond_detail(r, 401, GW_MSG_NO_CREDS, www_auth);
+        return false;
+    case GW_BEARER_MALFORMED: {
+        count_refusal(r, "bad_header");
+        adi_buf_t b;
+        adi_buf_init(&b);
+        gw_render_bad_auth_header(&b);
+        gw_respond(r, 401, b.data, b.len, www_auth);
+        adi_buf_dispose(&b);
+        return false;
+    }
+    case GW_BEARER_TOKEN:
+        break;
+    }
+    adi_jwt_verdict_t why;
+    adi_error_t err;
+    adi_error_clear(&err);
+    const char *refusal = NULL;
+    adi_jwt_reason reason = ADI_JWT_R_OK;
+    int64_t now_s = adi_now_ms() / 1000;
+    why.reason = ADI_JWT_R_OK;
+    why.claim = NULL;
+    if (gw_tcache_get(&r->t->tokens, token, now_s, &r->claims)) {
+        /* verified before and not expired: no signature check, no allocation */
+    } else if (adi_jwt_verify(r->t->gw->jwt, token, ADI_JWT_ACCESS, now_s, &r->claims, &why,
+                              &err) != ADI_OK) {
+        reason = why.reason;
+        refusal = adi_jwt_reason_name(reason);
+    } else {
+        gw_tcache_put(&r->t->tokens, token, &r->claims);
+    }
+    if (refusal == NULL && !gw_vtable_allows(&r->t->versions, adi_str_c(r->claims.user_id),
+                                             r->claims.ver, r->claims.iat)) {
+        /* Issued before the user's roles changed or the user was deactivated. */
+        reason = ADI_JWT_R_BAD_CLAIM;
+        refusal = "revoked";
+    }
+    if (refusal != NULL) {
+        adi_logctx_t lc = {r->request_id, NULL, r->route->op ? r->route->op->name : NULL, 0};
+        ADI_LOG(&lc, ADI_LOG_INFO, "gw.token_refused", "reason=%s claim=%s", refusal,
+                why.reason != ADI_JWT_R_OK && why.claim != NULL ? why.claim : "-");
+        count_refusal(r, refusal);
+        adi_buf_t b;
+        adi_buf_init(&b);
+        adi_jwt_error_body(ADI_JWT_ACCESS, reason, &b);
+        gw_respond(r, 401, b.data, b.len, www_auth);
+        adi_buf_dispose(&b);
+        return false;
+    }
+    r->authed = true;
+    if (gw_access_decide(r->route->auth, &r->claims) != GW_ACCESS_OK) {
+        count_refusal(r, "forbidden");
+        respond_detail(r, 403, GW_MSG_NOT_ADMIN, NULL);
+        return false;
+    }
+    return true;
 }
 
 static void serve(gw_req_t *r)
@@ -587,11 +861,8 @@ static void serve(gw_req_t *r)
     r->route = match.route;
     snprintf(r->route_label, sizeof(r->route_label), "%s %s", gw_method_name(match.route->method),
              match.route->pattern);
-    if (match.route->auth != ADI_PUBLIC) {
-        static const char *const www[] = {"www-authenticate", "Bearer realm=\"api\"", NULL};
-        respond_detail(r, 401, GW_MSG_NO_CREDS, www);
+    if (match.route->auth != ADI_PUBLIC && !authenticate(r))
         return;
-    }
     if (match.route->local != GW_LOCAL_NONE) {
         gw_local_serve(r, match.index);
         return;

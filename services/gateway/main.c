@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * adi-gateway: the HTTP API of the suite. Reads its configuration from the environment
- * (`adi-gateway --config-table` prints the table), starts its event-loop threads and ops port,
- * then waits for SIGTERM or SIGINT and drains before exiting 0. Exit 2 means a bad configuration,
- * 1 a failure to start (port in use, ...).
+ * (`adi-gateway --config-table` prints the table), builds the token key set once (shared
+ * read-only by the threads), starts its event-loop threads and ops port, then waits for SIGTERM or
+ * SIGINT and drains before exiting 0. Exit 2 means a bad configuration (including an unusable JWT
+ * key), 1 a failure to start (port in use, ...).
  */
 #include <signal.h>
 #include <stdio.h>
@@ -25,6 +26,8 @@ int main(int argc, char **argv)
         return 2;
     }
     if (gw_config_load(&gw.cfg, &gw.redis, &gw.origins, stderr) != 0)
+        return 2;
+    if (gw_config_jwt(&gw.cfg, &gw.jwt, stderr) != 0)
         return 2;
     adi_log_init("gateway", (adi_log_level)adi_log_level_parse(gw.cfg.log_level));
     adi_time_zone_set(gw.cfg.time_zone);

@@ -69,14 +69,16 @@ bool gw_utf8_valid(const char *s, size_t n)
  * Decodes [s, s + n) into the storage; returns false (with err set) when it does not fit in
  * `limit` bytes or the result is not clean UTF-8.
  */
-static bool decode_into(gw_params_t *p, const char *s, size_t n, bool plus_space, size_t limit,
-                        size_t *off, size_t *len, adi_error_t *err)
+static bool decode_into(gw_params_t *p, const char *s, size_t n, bool plus_space, bool literal,
+                        size_t limit, size_t *off, size_t *len, adi_error_t *err)
 {
     size_t start = p->used;
     size_t o = start;
     for (size_t i = 0; i < n; i++) {
         char c = s[i];
-        if (c == '+' && plus_space) {
+        if (literal) {
+            /* taken as is */
+        } else if (c == '+' && plus_space) {
             c = ' ';
         } else if (c == '%' && i + 2 < n && hexval(s[i + 1]) >= 0 && hexval(s[i + 2]) >= 0) {
             c = (char)(hexval(s[i + 1]) * 16 + hexval(s[i + 2]));
@@ -106,10 +108,18 @@ static bool decode_into(gw_params_t *p, const char *s, size_t n, bool plus_space
     return true;
 }
 
+/* How add_pair reads a value. */
+enum pair_kind {
+    PAIR_QUERY = 0, /* name and value percent-decoded, '+' is a space */
+    PAIR_PATH,      /* literal name, value percent-decoded ('+' stays) */
+    PAIR_LITERAL,   /* literal name and value (a header) */
+};
+
 /* Adds the pair stored at the end of the storage, replacing an earlier equal name. */
 static adi_err add_pair(gw_params_t *p, const char *k, size_t kn, const char *v, size_t vn,
-                        bool path, adi_error_t *err)
+                        enum pair_kind kind, adi_error_t *err)
 {
+    bool path = kind != PAIR_QUERY;
     size_t mark = p->used;
     size_t ko, kl, vo, vl;
     if (path) {
@@ -119,11 +129,11 @@ static adi_err add_pair(gw_params_t *p, const char *k, size_t kn, const char *v,
         ko = p->used;
         kl = kn;
         p->used += kn;
-    } else if (!decode_into(p, k, kn, true, GW_PARAM_KEY_MAX, &ko, &kl, err)) {
+    } else if (!decode_into(p, k, kn, true, false, GW_PARAM_KEY_MAX, &ko, &kl, err)) {
         p->used = mark;
         return ADI_INVALID;
     }
-    if (!decode_into(p, v, vn, !path, GW_PARAM_VALUE_MAX, &vo, &vl, err)) {
+    if (!decode_into(p, v, vn, !path, kind == PAIR_LITERAL, GW_PARAM_VALUE_MAX, &vo, &vl, err)) {
         p->used = mark;
         return ADI_INVALID;
     }
@@ -164,7 +174,7 @@ adi_err gw_params_add_query(gw_params_t *p, adi_str_t query, adi_error_t *err)
         const char *eq = memchr(s, '=', (size_t)(pe - s));
         const char *ke = eq ? eq : pe;
         const char *v = eq ? eq + 1 : pe;
-        adi_err e = add_pair(p, s, (size_t)(ke - s), v, (size_t)(pe - v), false, err);
+        adi_err e = add_pair(p, s, (size_t)(ke - s), v, (size_t)(pe - v), PAIR_QUERY, err);
         if (e != ADI_OK)
             return e;
         s = amp ? amp + 1 : end;
@@ -174,7 +184,23 @@ adi_err gw_params_add_query(gw_params_t *p, adi_str_t query, adi_error_t *err)
 
 adi_err gw_params_add_path(gw_params_t *p, adi_str_t name, adi_str_t raw, adi_error_t *err)
 {
-    return add_pair(p, name.ptr, name.len, raw.ptr, raw.len, true, err);
+    return add_pair(p, name.ptr, name.len, raw.ptr, raw.len, PAIR_PATH, err);
+}
+
+adi_err gw_params_add_literal(gw_params_t *p, adi_str_t name, adi_str_t value, adi_error_t *err)
+{
+    return add_pair(p, name.ptr, name.len, value.ptr, value.len, PAIR_LITERAL, err);
+}
+
+void gw_params_remove(gw_params_t *p, adi_str_t name)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < p->n; i++) {
+        if (p->kv[i].klen == name.len && memcmp(p->bytes + p->kv[i].k, name.ptr, name.len) == 0)
+            continue;
+        p->kv[o++] = p->kv[i];
+    }
+    p->n = o;
 }
 
 static int buf_write(void *data, const char *buf, size_t len)

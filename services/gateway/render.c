@@ -149,7 +149,36 @@ static void render_validation(const adi_reply_error *e, adi_buf_t *out)
     adi_buf_append_str(out, "}");
 }
 
+/* True when `code` is one of the project's generic error names (adi_err_name). */
+static bool generic_code(adi_str_t code)
+{
+    for (int i = 1; i < (int)ADI_ERR__COUNT; i++)
+        if (adi_str_eq_c(code, adi_err_name((adi_err)i)))
+            return true;
+    return false;
+}
+
+/* True when the service gave its 401/403 a specific code ([a-z0-9_], 1..32 bytes, not generic). */
+static bool specific_code(const adi_reply_error *e)
+{
+    if (e == NULL || e->code.ptr == NULL || e->code.len == 0 || e->code.len > 32 ||
+        generic_code(e->code))
+        return false;
+    for (size_t i = 0; i < e->code.len; i++) {
+        char c = e->code.ptr[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_'))
+            return false;
+    }
+    return true;
+}
+
 int gw_render_reply_error(int status, const adi_reply_error *e, adi_buf_t *out)
+{
+    return gw_render_reply_error_code(status, e, NULL, out);
+}
+
+int gw_render_reply_error_code(int status, const adi_reply_error *e, const char *code_401,
+                               adi_buf_t *out)
 {
     if (status < 400 || status > 599)
         status = 500;
@@ -175,7 +204,20 @@ int gw_render_reply_error(int status, const adi_reply_error *e, adi_buf_t *out)
             m = e->message.ptr;
             ml = e->message.len;
         }
-        gw_render_detail(out, m, ml);
+        bool own = (status == 401 || status == 403) && specific_code(e);
+        if (own || (status == 401 && code_401 != NULL)) {
+            /* simplejwt's shape: {"detail": ..., "code": ...} */
+            adi_buf_append_str(out, "{\"detail\": ");
+            str(out, m, ml);
+            adi_buf_append_str(out, ", \"code\": ");
+            if (own)
+                str(out, e->code.ptr, e->code.len);
+            else
+                str(out, code_401, strlen(code_401));
+            adi_buf_append_str(out, "}");
+        } else {
+            gw_render_detail(out, m, ml);
+        }
     }
     return status;
 }

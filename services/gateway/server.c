@@ -332,7 +332,7 @@ static bool ready(void *arg, char why[128])
     gw_t *gw = arg;
     for (size_t i = 0; i < gw->nthreads; i++) {
         if (!atomic_load(&gw->threads[i].ready)) {
-            snprintf(why, 128, "thread %zu: redis not connected", i);
+            snprintf(why, 128, "thread %zu: redis not connected or ev:auth not caught up", i);
             return false;
         }
     }
@@ -462,6 +462,8 @@ void gw_dispose(gw_t *gw)
     for (size_t i = 0; gw->threads != NULL && i < gw->nthreads; i++) {
         free(gw->threads[i].timeouts);
         free(gw->threads[i].buckets);
+        gw_vtable_dispose(&gw->threads[i].versions);
+        gw_tcache_dispose(&gw->threads[i].tokens);
     }
     free(gw->threads);
     if (gw->router != NULL)
@@ -471,4 +473,6 @@ void gw_dispose(gw_t *gw)
     free(gw->route_class);
     if (gw->metrics != NULL)
         adi_metrics_free(gw->metrics);
+    adi_jwt_free(gw->jwt);
+    gw->jwt = NULL;
 }

@@ -431,6 +431,7 @@ class PrivateGateway:
         environ.update({"REDIS_URL": redis_url, "HTTP_HOST": "127.0.0.1",
                         "HTTP_PORT": str(self.port), "OPS_HOST": "127.0.0.1",
                         "OPS_PORT": str(self.ops_port), "GATEWAY_THREADS": "2"})
+        environ.setdefault("JWT_SIGNING_KEY", "e2e-private-gateway-key")
         environ.update({k: str(v) for k, v in settings.items()})
         self.log = open(self.log_path, "wb")
         self.proc = subprocess.Popen([os.path.join(env("ADI_BIN_DIR"), "adi-gateway")],

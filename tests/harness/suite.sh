@@ -8,13 +8,19 @@
 # the fixture "suite" and `stop` as its cleanup.
 #
 #   suite.sh start <dir>   needs <dir>/env from `stack.sh start <dir>`; appends GATEWAY_URL,
-#                          ADI_PIDS_DIR, ADI_LOG_DIR, ADI_GATEWAY_PORT and ADI_OPS_PORT_<SVC>
+#                          JWT_SIGNING_KEY, ADI_PIDS_DIR, ADI_LOG_DIR, ADI_GATEWAY_PORT and
+#                          ADI_OPS_PORT_<SVC>
 #   suite.sh stop <dir>    SIGTERM to every process, SIGKILL after a grace period; fails when a
 #                          process had died before, needed SIGKILL, or logged a sanitizer report
 #
 # Every variable already in the environment reaches the processes, so a caller may set WORKERS,
 # LOG_LEVEL, JWT or KMS settings and so on. The gateway gets BACKLOG_LIMIT=50, REQUEST_TIMEOUT_MS=2000
 # and GATEWAY_THREADS=2 unless they are set. ADI_SUITE_TIMEOUT (s, default 90) bounds the wait.
+# Tokens: JWT_SIGNING_KEY is a fresh random secret per run unless set; it goes to every process
+# and into the env file, so tests can mint and check tokens with PyJWT. PASSWORD_ITERATIONS is
+# 1000 unless set (ASan makes 720000 take seconds per hash). Every e2e login comes from 127.0.0.1,
+# so the per-address login throttle is lifted (LOGIN_ADDRESS_MAX_FAILURES=1000000 unless set);
+# the per-account one keeps its default.
 set -euo pipefail
 
 ADI_ME=suite.sh
@@ -122,6 +128,10 @@ do_start() {
         adi_die "adi-admin migrate failed"
     fi
 
+    JWT_SIGNING_KEY=${JWT_SIGNING_KEY:-$(adi_random_secret)}
+    PASSWORD_ITERATIONS=${PASSWORD_ITERATIONS:-1000}
+    export JWT_SIGNING_KEY PASSWORD_ITERATIONS
+
     local ports
     mapfile -t ports < <(adi_free_ports $((${#ADI_SERVICES[@]} + 2)))
     local gw_port=${ports[0]} gw_ops=${ports[1]}
@@ -141,7 +151,8 @@ do_start() {
         REDIS_URL="$REDIS_URL" HTTP_HOST=127.0.0.1 HTTP_PORT="$gw_port" \
         OPS_HOST=127.0.0.1 OPS_PORT="$gw_ops" \
         BACKLOG_LIMIT="${BACKLOG_LIMIT:-50}" REQUEST_TIMEOUT_MS="${REQUEST_TIMEOUT_MS:-2000}" \
-        GATEWAY_THREADS="${GATEWAY_THREADS:-2}"
+        GATEWAY_THREADS="${GATEWAY_THREADS:-2}" \
+        LOGIN_ADDRESS_MAX_FAILURES="${LOGIN_ADDRESS_MAX_FAILURES:-1000000}"
 
     local url="http://127.0.0.1:$gw_port"
     deadline=$((SECONDS + ${ADI_SUITE_TIMEOUT:-90}))
@@ -157,6 +168,7 @@ do_start() {
     done
 
     adi_env_put "$env" GATEWAY_URL "$url"
+    adi_env_put "$env" JWT_SIGNING_KEY "$JWT_SIGNING_KEY"
     adi_env_put "$env" ADI_PIDS_DIR "$ADI_PIDS_DIR"
     adi_env_put "$env" ADI_LOG_DIR "$ADI_LOG_DIR"
     adi_env_put "$env" ADI_GATEWAY_PORT "$gw_port"

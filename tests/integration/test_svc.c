@@ -61,12 +61,12 @@ static adi_err t_echo(adi_ctx_t *ctx, const adi_reply_field *req, adi_reply_fiel
                              NULL, &res, err);
     if (rc != ADI_OK)
         return rc;
-    adi_str_t tenant = adi_db_get(res, 0, 0);
+    adi_str_t scope = adi_db_get(res, 0, 0);
     const adi_principal *p = ctx->principal;
     rep->field = req->field;
     rep->message =
         adi_pool_printf(ctx->pool, "%.*s|%s|%.*s", (int)req->message.len, req->message.ptr,
-                        tenant.ptr ? tenant.ptr : "", p ? (int)p->service.len : 0,
+                        scope.ptr ? scope.ptr : "", p ? (int)p->service.len : 0,
                         p && p->service.ptr ? p->service.ptr : "");
     return ADI_OK;
 }

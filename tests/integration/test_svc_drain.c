@@ -44,6 +44,9 @@ static pid_t spawn(const char *redis_url, const char *consumer)
         setenv("WORKERS", "3", 1);
         setenv("CONSUMER_NAME", consumer, 1);
         setenv("SHUTDOWN_GRACE_MS", "20000", 1);
+        /* adi-auth refuses to start without a signing key; the harness exports one, but a test
+           run by hand may not have it. */
+        setenv("JWT_SIGNING_KEY", "drain-test-signing-key-0123456789abcdef", 0);
         execl(binary, binary, (char *)NULL);
         _exit(127);
     }

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The gateway's config parsers: REDIS_URL forms (password, ACL user, IPv6, database, errors that
- * never echo the password) and CORS_ALLOWED_ORIGINS (blanks, empty items, invalid origins, exact
- * matching).
+ * never echo the password), CORS_ALLOWED_ORIGINS (blanks, empty items, invalid origins, exact
+ * matching) and the JWT settings (algorithm, required key per algorithm, PEM file problems, a
+ * usable ES256 public key; messages never repeat the secret).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,6 +14,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <unistd.h>
+
+#include <openssl/evp.h>
+#include <openssl/pem.h>
 
 #include "gw_config.h"
 
@@ -99,11 +105,127 @@ static void test_origins(void **state)
     free(o);
 }
 
+/* Loads the config from a clean environment plus `kv` (NULL-terminated name, value pairs). */
+static int load(const char *const *kv, gw_config_t *cfg, char *errs, size_t cap)
+{
+    static const char *const names[] = {"JWT_ALGORITHM", "JWT_SIGNING_KEY", "JWT_PUBLIC_KEY_FILE",
+                                        "JWT_LEEWAY_S"};
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        unsetenv(names[i]);
+    for (size_t i = 0; kv[i] != NULL; i += 2)
+        setenv(kv[i], kv[i + 1], 1);
+    gw_redis_url_t *url = malloc(sizeof(*url));
+    gw_origins_t *origins = malloc(sizeof(*origins));
+    FILE *f = fmemopen(errs, cap, "w");
+    int bad = gw_config_load(cfg, url, origins, f);
+    fclose(f);
+    free(url);
+    free(origins);
+    return bad;
+}
+
+/* Runs gw_config_jwt and returns the number of problems; `errs` gets the messages. */
+static int jwt(const gw_config_t *cfg, adi_jwt_t **out, char *errs, size_t cap)
+{
+    FILE *f = fmemopen(errs, cap, "w");
+    int bad = gw_config_jwt(cfg, out, f);
+    fclose(f);
+    return bad;
+}
+
+static void test_jwt(void **state)
+{
+    (void)state;
+    gw_config_t cfg;
+    char errs[1024];
+    adi_jwt_t *j = NULL;
+    /* HS256 (the default) needs the secret. */
+    static const char *const none[] = {NULL};
+    memset(errs, 0, sizeof(errs));
+    assert_int_equal(load(none, &cfg, errs, sizeof(errs)), 1);
+    assert_non_null(strstr(errs, "JWT_SIGNING_KEY"));
+    static const char *const hs[] = {"JWT_SIGNING_KEY", "s3cr3t-value", "JWT_LEEWAY_S", "5", NULL};
+    memset(errs, 0, sizeof(errs));
+    assert_int_equal(load(hs, &cfg, errs, sizeof(errs)), 0);
+    assert_int_equal(cfg.jwt_leeway_s, 5);
+    assert_int_equal(cfg.access_ttl_s, 1800);
+    assert_int_equal(cfg.login_max_fail, 5);
+    assert_int_equal(cfg.login_lockout_s, 60);
+    assert_int_equal(cfg.login_addr_max, 0);
+    assert_int_equal(jwt(&cfg, &j, errs, sizeof(errs)), 0);
+    assert_non_null(j);
+    assert_int_equal(adi_jwt_get_alg(j), ADI_JWT_HS256);
+    adi_jwt_free(j);
+    /* Unknown algorithm, leeway out of range. */
+    static const char *const bad_alg[] = {"JWT_ALGORITHM", "none", "JWT_SIGNING_KEY", "k", NULL};
+    memset(errs, 0, sizeof(errs));
+    assert_int_equal(load(bad_alg, &cfg, errs, sizeof(errs)), 1);
+    assert_non_null(strstr(errs, "JWT_ALGORITHM"));
+    static const char *const bad_leeway[] = {"JWT_SIGNING_KEY", "k", "JWT_LEEWAY_S", "99999", NULL};
+    memset(errs, 0, sizeof(errs));
+    assert_true(load(bad_leeway, &cfg, errs, sizeof(errs)) > 0);
+    /* RS256/ES256 need the public key file: missing, unreadable, not a PEM. */
+    static const char *const es_nofile[] = {"JWT_ALGORITHM", "ES256", NULL};
+    memset(errs, 0, sizeof(errs));
+    assert_int_equal(load(es_nofile, &cfg, errs, sizeof(errs)), 1);
+    assert_non_null(strstr(errs, "JWT_PUBLIC_KEY_FILE"));
+    static const char *const es_missing[] = {"JWT_ALGORITHM", "ES256", "JWT_PUBLIC_KEY_FILE",
+                                             "/nonexistent/key.pem", NULL};
+    memset(errs, 0, sizeof(errs));
+    assert_int_equal(load(es_missing, &cfg, errs, sizeof(errs)), 0);
+    assert_int_equal(jwt(&cfg, &j, errs, sizeof(errs)), 1);
+    assert_null(j);
+    assert_non_null(strstr(errs, "cannot open"));
+
+    char path[] = "/tmp/test_gw_config_XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    FILE *f = fdopen(fd, "w");
+    fputs("not a key\n", f);
+    fclose(f);
+    static const char *kv[] = {"JWT_ALGORITHM", "ES256", "JWT_PUBLIC_KEY_FILE", NULL, NULL};
+    kv[3] = path;
+    memset(errs, 0, sizeof(errs));
+    assert_int_equal(load(kv, &cfg, errs, sizeof(errs)), 0);
+    assert_int_equal(jwt(&cfg, &j, errs, sizeof(errs)), 1);
+    assert_non_null(strstr(errs, "JWT_PUBLIC_KEY_FILE"));
+    /* A P-256 public key works for ES256 and is refused for RS256. */
+    EVP_PKEY *key = EVP_EC_gen("P-256");
+    assert_non_null(key);
+    f = fopen(path, "w");
+    assert_int_equal(PEM_write_PUBKEY(f, key), 1);
+    fclose(f);
+    EVP_PKEY_free(key);
+    memset(errs, 0, sizeof(errs));
+    assert_int_equal(jwt(&cfg, &j, errs, sizeof(errs)), 0);
+    assert_int_equal(adi_jwt_get_alg(j), ADI_JWT_ES256);
+    assert_false(adi_jwt_can_sign(j));
+    adi_jwt_free(j);
+    static const char *kv_rs[] = {"JWT_ALGORITHM", "RS256", "JWT_PUBLIC_KEY_FILE", NULL, NULL};
+    kv_rs[3] = path;
+    assert_int_equal(load(kv_rs, &cfg, errs, sizeof(errs)), 0);
+    memset(errs, 0, sizeof(errs));
+    assert_int_equal(jwt(&cfg, &j, errs, sizeof(errs)), 1);
+    assert_non_null(strstr(errs, "RS256"));
+    unlink(path);
+    /* The secret never appears in a message. */
+    static const char *const long_key_alg[] = {"JWT_ALGORITHM", "RS256", "JWT_SIGNING_KEY",
+                                               "s3cr3t-value", NULL};
+    memset(errs, 0, sizeof(errs));
+    load(long_key_alg, &cfg, errs, sizeof(errs));
+    assert_null(strstr(errs, "s3cr3t"));
+    unsetenv("JWT_ALGORITHM");
+    unsetenv("JWT_SIGNING_KEY");
+    unsetenv("JWT_PUBLIC_KEY_FILE");
+    unsetenv("JWT_LEEWAY_S");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_redis_url),
         cmocka_unit_test(test_origins),
+        cmocka_unit_test(test_jwt),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

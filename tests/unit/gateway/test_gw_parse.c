@@ -130,6 +130,38 @@ static void test_query_limits(void **state)
     free(p);
 }
 
+/* Header values go in as they are; a parameter the client may not set can be removed. */
+static void test_literal_and_remove(void **state)
+{
+    (void)state;
+    gw_params_t *p = params_new();
+    adi_error_t err;
+    adi_error_clear(&err);
+    assert_int_equal(
+        gw_params_add_query(p, ADI_STR("tenant_override=evil&q=1&tenant_override=x"), &err),
+        ADI_OK);
+    gw_params_remove(p, ADI_STR("tenant_override"));
+    expect_params(p, "{\"q\":\"1\"}");
+    assert_int_equal(gw_params_add_literal(p, ADI_STR("tenant_override"), ADI_STR("a%20b+c"), &err),
+                     ADI_OK);
+    expect_params(p, "{\"q\":\"1\",\"tenant_override\":\"a%20b+c\"}");
+    assert_int_equal(gw_params_add_literal(p, ADI_STR("q"), ADI_STR(""), &err), ADI_OK);
+    expect_params(p, "{\"q\":\"\",\"tenant_override\":\"a%20b+c\"}");
+    gw_params_remove(p, ADI_STR("nothing"));
+    gw_params_remove(p, ADI_STR("q"));
+    expect_params(p, "{\"tenant_override\":\"a%20b+c\"}");
+    /* Still bounded and checked: NUL, bad UTF-8 and over-long values are refused. */
+    assert_int_equal(gw_params_add_literal(p, ADI_STR("t"), (adi_str_t){"a\0b", 3}, &err),
+                     ADI_INVALID);
+    assert_int_equal(gw_params_add_literal(p, ADI_STR("t"), ADI_STR("caf\xc3"), &err), ADI_INVALID);
+    char big[GW_PARAM_VALUE_MAX + 2];
+    memset(big, 'v', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    assert_int_equal(gw_params_add_literal(p, ADI_STR("t"), adi_str_c(big), &err), ADI_INVALID);
+    expect_params(p, "{\"tenant_override\":\"a%20b+c\"}");
+    free(p);
+}
+
 static void test_request_id(void **state)
 {
     (void)state;
@@ -244,7 +276,7 @@ int main(void)
         cmocka_unit_test(test_query),        cmocka_unit_test(test_query_limits),
         cmocka_unit_test(test_request_id),   cmocka_unit_test(test_idem_key),
         cmocka_unit_test(test_content_type), cmocka_unit_test(test_body_type),
-        cmocka_unit_test(test_utf8),
+        cmocka_unit_test(test_utf8),         cmocka_unit_test(test_literal_and_remove),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -109,14 +109,65 @@ static void test_detail_statuses(void **state)
     static const int statuses[] = {401, 403, 404, 405, 409, 413, 422, 429};
     for (size_t i = 0; i < sizeof(statuses) / sizeof(statuses[0]); i++) {
         adi_buf_reset(&buf);
+        const char *code = adi_err_name(adi_err_from_http(statuses[i]));
         assert_int_equal(
-            gw_render_reply_error(statuses[i], error_with("x", "Not found.", 0, NULL), &buf),
+            gw_render_reply_error(statuses[i], error_with(code, "Not found.", 0, NULL), &buf),
             statuses[i]);
         assert_string_equal(buf.data, "{\"detail\": \"Not found.\"}");
     }
+    /* A code that is not a generic one is the service's own: statuses other than 401/403
+     * ignore it. */
+    adi_buf_reset(&buf);
+    assert_int_equal(gw_render_reply_error(404, error_with("x", "Not found.", 0, NULL), &buf), 404);
+    assert_string_equal(buf.data, "{\"detail\": \"Not found.\"}");
     adi_buf_reset(&buf);
     assert_int_equal(gw_render_reply_error(404, error_with("not_found", "", 0, NULL), &buf), 404);
     assert_string_equal(buf.data, "{\"detail\": \"Not Found\"}");
+}
+
+/* simplejwt's 401/403 shape {"detail", "code"} for specific codes and the refresh view. */
+static void test_auth_codes(void **state)
+{
+    (void)state;
+    assert_int_equal(
+        gw_render_reply_error(401, error_with("user_not_found", "User not found", 0, NULL), &buf),
+        401);
+    assert_string_equal(buf.data, "{\"detail\": \"User not found\", \"code\": \"user_not_found\"}");
+    adi_buf_reset(&buf);
+    assert_int_equal(
+        gw_render_reply_error(403, error_with("user_inactive", "User is inactive", 0, NULL), &buf),
+        403);
+    assert_string_equal(buf.data,
+                        "{\"detail\": \"User is inactive\", \"code\": \"user_inactive\"}");
+    /* Generic codes stay out of the body. */
+    adi_buf_reset(&buf);
+    assert_int_equal(gw_render_reply_error(401,
+                                           error_with("unauthenticated",
+                                                      "No active account found with the given "
+                                                      "credentials",
+                                                      0, NULL),
+                                           &buf),
+                     401);
+    assert_string_equal(buf.data,
+                        "{\"detail\": \"No active account found with the given credentials\"}");
+    /* The refresh view's default code. */
+    adi_buf_reset(&buf);
+    assert_int_equal(gw_render_reply_error_code(
+                         401, error_with("unauthenticated", "Token is blacklisted", 0, NULL),
+                         "token_not_valid", &buf),
+                     401);
+    assert_string_equal(buf.data,
+                        "{\"detail\": \"Token is blacklisted\", \"code\": \"token_not_valid\"}");
+    adi_buf_reset(&buf);
+    assert_int_equal(
+        gw_render_reply_error_code(400, error_with("invalid", "This field is required.", 0, NULL),
+                                   "token_not_valid", &buf),
+        400);
+    assert_null(strstr(buf.data, "token_not_valid"));
+    /* A code that is not a plain identifier is never echoed. */
+    adi_buf_reset(&buf);
+    assert_int_equal(gw_render_reply_error(401, error_with("a\"b", "No.", 0, NULL), &buf), 401);
+    assert_string_equal(buf.data, "{\"detail\": \"No.\"}");
 }
 
 static void test_server_statuses(void **state)
@@ -183,6 +234,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_reasons, setup, teardown),
         cmocka_unit_test_setup_teardown(test_validation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_detail_statuses, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_auth_codes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_server_statuses, setup, teardown),
         cmocka_unit_test_setup_teardown(test_health, setup, teardown),
     };

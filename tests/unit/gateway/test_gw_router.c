@@ -63,12 +63,52 @@ static void test_real_table(void **state)
     assert_int_equal(match(r, GW_M_GET, "/api/nope/", &m), GW_MATCH_NOT_FOUND);
     assert_int_equal(match(r, GW_M_GET, "/api/", &m), GW_MATCH_NOT_FOUND);
     assert_int_equal(match(r, GW_M_GET, "/", &m), GW_MATCH_NOT_FOUND);
-    /* Every row is public for now, and every proxied row names one service. */
+    /* Every local row is public, and every proxied row names one service. */
     for (size_t i = 0; i < gw_routes_count; i++) {
-        assert_int_equal(gw_routes[i].auth, ADI_PUBLIC);
-        if (gw_routes[i].local == GW_LOCAL_NONE)
+        if (gw_routes[i].local != GW_LOCAL_NONE)
+            assert_int_equal(gw_routes[i].auth, ADI_PUBLIC);
+        else
             assert_true(gw_routes[i].service != NULL || strcmp(gw_routes[i].op->service, "*") != 0);
     }
+    gw_router_free(r);
+}
+
+/* The auth rows of API.md: operation and access column of each. */
+static void test_auth_routes(void **state)
+{
+    (void)state;
+    static const struct {
+        gw_method_t method;
+        const char *path;
+        const adi_op_desc_t *op;
+        gw_auth_t auth;
+    } want[] = {
+        {GW_M_POST, "/api/auth/login/", &adi_op_auth_login, ADI_PUBLIC},
+        {GW_M_POST, "/api/token/", &adi_op_auth_token, ADI_PUBLIC},
+        {GW_M_POST, "/api/token/refresh", &adi_op_auth_refresh, ADI_PUBLIC},
+        {GW_M_GET, "/api/me/", &adi_op_auth_me, ADI_AUTH},
+        {GW_M_HEAD, "/api/me", &adi_op_auth_me, ADI_AUTH},
+        {GW_M_GET, "/api/users/", &adi_op_auth_users_list, ADI_AUTH},
+        {GW_M_POST, "/api/users/", &adi_op_auth_users_create, ADI_ADMIN},
+        {GW_M_GET, "/api/users/0b7e6d4e-6f0a-4c39-9d0e-3b1f7f1b2c3d/", &adi_op_auth_users_get,
+         ADI_AUTH},
+        {GW_M_GET, "/api/user-roles/", &adi_op_auth_roles_list, ADI_AUTH},
+        {GW_M_POST, "/api/user-roles/", &adi_op_auth_roles_create, ADI_ADMIN},
+        {GW_M_DELETE, "/api/user-roles/42/", &adi_op_auth_roles_delete, ADI_ADMIN},
+        {GW_M_POST, "/api/roles/assign/", &adi_op_auth_roles_assign, ADI_ADMIN},
+    };
+    gw_router_t *r = compile(gw_routes, gw_routes_count);
+    gw_match_t m;
+    for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+        assert_int_equal(match(r, want[i].method, want[i].path, &m), GW_MATCH_OK);
+        assert_ptr_equal(m.route->op, want[i].op);
+        assert_int_equal(m.route->auth, want[i].auth);
+    }
+    assert_int_equal(match(r, GW_M_GET, "/api/users/abc/", &m), GW_MATCH_OK);
+    assert_int_equal(m.nparams, 1);
+    assert_true(adi_str_eq_c(m.params[0].value, "abc"));
+    assert_int_equal(match(r, GW_M_PUT, "/api/user-roles/1/", &m), GW_MATCH_METHOD);
+    assert_int_equal(match(r, GW_M_GET, "/api/token/", &m), GW_MATCH_METHOD);
     gw_router_free(r);
 }
 
@@ -193,8 +233,11 @@ static void test_methods(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_real_table),       cmocka_unit_test(test_params_and_precedence),
-        cmocka_unit_test(test_not_found_shapes), cmocka_unit_test(test_compile_errors),
+        cmocka_unit_test(test_real_table),
+        cmocka_unit_test(test_auth_routes),
+        cmocka_unit_test(test_params_and_precedence),
+        cmocka_unit_test(test_not_found_shapes),
+        cmocka_unit_test(test_compile_errors),
         cmocka_unit_test(test_methods),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
