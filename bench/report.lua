@@ -11,6 +11,12 @@ if method and method ~= "" and method ~= "GET" then
     wrk.headers["Content-Type"] = "application/json"
 end
 
+-- BENCH_AUTH: an access token sent as "Authorization: Bearer <token>" with every request.
+local token = os.getenv("BENCH_AUTH")
+if token and token ~= "" then
+    wrk.headers["Authorization"] = "Bearer " .. token
+end
+
 done = function(summary, latency, requests)
     local e = summary.errors
     io.write(string.format(

@@ -8,7 +8,8 @@
 # Each gets a short warm-up, then BENCH_DURATION (10s) with BENCH_THREADS (2) threads and
 # BENCH_CONNECTIONS (64) connections. Prints requests/s and latency p50/p90/p99 for each and their
 # ratio to `version`, and writes bench/results/latest.json (wrk's text in bench/results/*.txt).
-# BENCH_PATHS="name=/path/ name=POST:/path/ ..." replaces the list. Exits 1 when a run saw errors
+# BENCH_PATHS="name=/path/ name=POST:/path/ ..." replaces the list, BENCH_AUTH=<access token>
+# authenticates every request, BENCH_OUT names the JSON file (default latest.json). Exits 1 when a run saw errors
 # or non-2xx answers (the figures are then not comparable), after writing the results.
 set -euo pipefail
 
@@ -41,8 +42,10 @@ for item in $PATHS; do
     fi
     body=()
     [[ $method != GET ]] && body=(-H 'Content-Type: application/json' --data "${BENCH_BODY:-{\}}")
+    auth=()
+    [[ -n ${BENCH_AUTH:-} ]] && auth=(-H "Authorization: Bearer $BENCH_AUTH")
     code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 -X "$method" "${body[@]}" \
-        "$url$path" || true)
+        "${auth[@]}" "$url$path" || true)
     if [[ "$code" != 2?? ]]; then
         echo "run.sh: $method $url$path answers $code, not 2xx: is the suite up?" >&2
         exit 1
@@ -56,7 +59,7 @@ for item in $PATHS; do
     results+=("$name" "$method $path" "$(sed -n 's/^ADI_RESULT //p' "$OUT/$name.txt")")
 done
 
-"$PY" - "$OUT/latest.json" "$url" "$DURATION" "$THREADS" "$CONNS" "${results[@]}" <<'PY'
+"$PY" - "$OUT/${BENCH_OUT:-latest.json}" "$url" "$DURATION" "$THREADS" "$CONNS" "${results[@]}" <<'PY'
 import datetime, json, os, platform, subprocess, sys
 
 out, url, duration, threads, conns = sys.argv[1:6]
