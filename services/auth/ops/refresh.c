@@ -87,7 +87,7 @@ static adi_err op_refresh(adi_ctx_t *ctx, const auth_refresh_req *req, auth_toke
                        err) != ADI_OK)
         return ADI_UNAUTHENTICATED;
     adi_str_t jti = adi_pool_strdup(ctx->pool, adi_str_c(c.jti));
-    token_state_t st;
+    token_state_t st = {0};
     adi_err rc = load_token(ctx, &c, jti, &st, err);
     if (rc != ADI_OK)
         return rc;
