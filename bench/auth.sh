@@ -5,7 +5,8 @@
 # (REDIS_URL, DATABASE_URL, ADI_BIN_DIR, PASSWORD_ITERATIONS) comes from tests/harness/with-env.sh.
 #   me      GET /api/me/      token verified at the gateway, one bus round trip
 #   users   GET /api/users/   a tenant of 20 users, ordered by e-mail, roles included
-#   login   POST /api/auth/login/ (2 connections: each login is one PBKDF2 at PASSWORD_ITERATIONS)
+#   login   POST /api/auth/login/ (2 connections = the default hashing bound, WORKERS / 2: each
+#           login is one PBKDF2 at PASSWORD_ITERATIONS; beyond the bound logins answer 503)
 # beside the raw PBKDF2-HMAC-SHA256 rate of this machine at the same iteration count (OpenSSL
 # through Python's hashlib, one core). Writes bench/results/auth.json.
 set -euo pipefail
@@ -33,7 +34,7 @@ n=$(curl -s -H "Authorization: Bearer $token" "$url/api/users/" |
 
 BENCH_AUTH=$token BENCH_OUT=auth-read.json BENCH_PATHS="me=/api/me/ users=/api/users/" \
     "$HERE/run.sh" "$url"
-BENCH_BODY=$body BENCH_OUT=auth-login.json BENCH_CONNECTIONS=2 BENCH_THREADS=1 \
+BENCH_BODY=$body BENCH_OUT=auth-login.json BENCH_WARMUP=0 BENCH_CONNECTIONS=2 BENCH_THREADS=1 \
     BENCH_PATHS="login=POST:/api/auth/login/" "$HERE/run.sh" "$url"
 
 "$PY" - "$ITER" "$HERE/results" <<'PY'
