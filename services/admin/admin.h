@@ -67,4 +67,12 @@ int admin_createsuperuser(const admin_cfg_t *cfg, int argc, char **argv);
  */
 int admin_deactivate_user(const admin_cfg_t *cfg, int argc, char **argv);
 
+/**
+ * `enable-rls [--dry-run]` (rls.c): enables and forces row-level security with the tenant policy
+ * on every tenant-scoped table of every schema (a tenant_id column; `tenants` by id), printing
+ * each statement it applies; idempotent (a second run applies nothing), one transaction. With
+ * --dry-run prints what it would apply and changes nothing.
+ */
+int admin_enable_rls(const admin_cfg_t *cfg, int argc, char **argv);
+
 #endif

@@ -36,6 +36,9 @@ static const admin_cmd_t commands[] = {
      true},
     {"deactivate-user", "--email E [--tenant T]",
      "deactivate a user and revoke its tokens at once (ev:auth)", admin_deactivate_user, true},
+    {"enable-rls", "[--dry-run]",
+     "enable and force row-level security with the tenant policy on every tenant-scoped table",
+     admin_enable_rls, true},
     {"help", "", "show this text", cmd_help, false},
 };
 

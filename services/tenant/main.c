@@ -1,24 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * adi-tenant: the tenant service (tenants, invitations and the audit log). It answers the
- * operations of its stream svc:{tenant}:req, owns the Postgres schema "tenant" and runs on
- * libs/svc, which brings configuration, logging, the ops port, the worker threads and SIGTERM
- * draining. This file only declares the service; handlers live under ops/ and are listed in the
- * table below.
+ * operations of its stream svc:{tenant}:req, writes the audit entries of every service from
+ * ev:audit, owns the Postgres schema "tenant" and runs on libs/svc, which brings configuration,
+ * logging, the ops port, the worker threads and SIGTERM draining. The service is declared in
+ * tenant.c (handler and consumer tables), its handlers live under ops/ (one file per resource).
  */
-#include "adi/svc.h"
-
-/* Operations answered here (sys.health is answered by libs/svc for every service). */
-static const adi_svc_handler_t *const handlers[] = {
-    NULL,
-};
-
-static const adi_svc_def_t tenant_def = {
-    .name = "tenant",
-    .schema = "tenant",
-    .ops_port = 9102,
-    .handlers = handlers,
-};
+#include "tenant.h"
 
 int main(int argc, char **argv)
 {

@@ -139,6 +139,70 @@ static adi_err build_table(adi_svc_t *svc, adi_error_t *err)
 
 /* ---- lifetime --------------------------------------------------------------------------- */
 
+static bool valid_name(const char *s);
+
+/* Threads of consumer `c` under configuration `cfg`. */
+static int consumer_threads(const adi_svc_consumer_t *c, const adi_svc_config_t *cfg)
+{
+    return c->threads > 0 ? c->threads : (int)cfg->workers;
+}
+
+/* Checks the consumer table; returns the number of event workers it asks for in *n. */
+static adi_err check_consumers(const adi_svc_def_t *def, const adi_svc_config_t *cfg, int *n,
+                               adi_error_t *err)
+{
+    *n = 0;
+    for (const adi_svc_consumer_t *const *p = def->consumers; p && *p; p++) {
+        const adi_svc_consumer_t *c = *p;
+        if (c->stream == NULL || c->stream[0] == '\0' || strlen(c->stream) > 200 ||
+            c->msg == NULL || c->fn == NULL)
+            return adi_error_set(err, ADI_INVALID,
+                                 "consumer row without a stream, a message type or a handler");
+        if (!valid_name(c->group))
+            return adi_error_set(err, ADI_INVALID,
+                                 "consumer group of %s must be 1-64 of "
+                                 "[a-z0-9_.-]",
+                                 c->stream);
+        if (c->threads < 0 || c->threads > 64)
+            return adi_error_set(err, ADI_INVALID, "consumer %s/%s: threads must be 0..64",
+                                 c->stream, c->group);
+        for (const adi_svc_consumer_t *const *q = def->consumers; q != p; q++)
+            if (strcmp((*q)->stream, c->stream) == 0 && strcmp((*q)->group, c->group) == 0)
+                return adi_error_set(err, ADI_INVALID, "two consumers of %s in group %s", c->stream,
+                                     c->group);
+        *n += consumer_threads(c, cfg);
+    }
+    return ADI_OK;
+}
+
+/* Sets up worker `w` (bus client, names) for the request stream (c NULL) or consumer `c`. */
+static adi_err worker_init(adi_svc_t *svc, adi_svc_worker_t *w, const adi_svc_consumer_t *c,
+                           int index, adi_error_t *err)
+{
+    const adi_svc_def_t *def = svc->def;
+    w->svc = svc;
+    w->ev = c;
+    w->index = index;
+    if (c == NULL) {
+        w->stream = svc->stream;
+        w->group = def->name;
+        snprintf(w->label, sizeof(w->label), "%s", svc->stream_label);
+        snprintf(w->consumer, sizeof(w->consumer), "%s-w%d", svc->consumer_base, index);
+    } else {
+        w->stream = c->stream;
+        w->group = c->group;
+        snprintf(w->label, sizeof(w->label), "stream=\"%s\",group=\"%s\"", c->stream, c->group);
+        snprintf(w->consumer, sizeof(w->consumer), "%s-%s-w%d", svc->consumer_base, c->group,
+                 index);
+    }
+    snprintf(w->reply_stream, sizeof(w->reply_stream), ADI_KEY_SVC_REP_FMT, def->name, w->consumer);
+    adi_buf_init(&w->out);
+    adi_bus_opts_t bo = {.url = svc->cfg.redis_url,
+                         .maxlen = svc->cfg.stream_maxlen,
+                         .reply_stream = w->reply_stream};
+    return adi_bus_new(&bo, &w->bus, err);
+}
+
 static bool valid_ident(const char *s)
 {
     if (s == NULL || s[0] == '\0' || strlen(s) > 63 || (s[0] >= '0' && s[0] <= '9'))
@@ -218,21 +282,19 @@ adi_err adi_svc_new(const adi_svc_def_t *def, const adi_svc_config_t *cfg, adi_m
         svc->own_metrics = true;
     }
 
+    int nevents = 0;
     adi_err rc = build_table(svc, err);
-    svc->nworkers = (int)cfg->workers;
+    if (rc == ADI_OK)
+        rc = check_consumers(def, cfg, &nevents, err);
+    svc->nrequest = (int)cfg->workers;
+    svc->nworkers = svc->nrequest + nevents;
     svc->workers = adi_xcalloc((size_t)svc->nworkers, sizeof(*svc->workers));
-    for (int i = 0; rc == ADI_OK && i < svc->nworkers; i++) {
-        adi_svc_worker_t *w = &svc->workers[i];
-        w->svc = svc;
-        w->index = i;
-        snprintf(w->consumer, sizeof(w->consumer), "%s-w%d", svc->consumer_base, i);
-        snprintf(w->reply_stream, sizeof(w->reply_stream), ADI_KEY_SVC_REP_FMT, def->name,
-                 w->consumer);
-        adi_buf_init(&w->out);
-        adi_bus_opts_t bo = {
-            .url = cfg->redis_url, .maxlen = cfg->stream_maxlen, .reply_stream = w->reply_stream};
-        rc = adi_bus_new(&bo, &w->bus, err);
-    }
+    int at = 0;
+    for (int i = 0; rc == ADI_OK && i < svc->nrequest; i++)
+        rc = worker_init(svc, &svc->workers[at++], NULL, i, err);
+    for (const adi_svc_consumer_t *const *p = def->consumers; rc == ADI_OK && p && *p; p++)
+        for (int i = 0; rc == ADI_OK && i < consumer_threads(*p, cfg); i++)
+            rc = worker_init(svc, &svc->workers[at++], *p, i, err);
     if (rc == ADI_OK && def->init != NULL)
         rc = def->init(&svc->cfg, def->cfg, &svc->app, err);
     if (rc != ADI_OK) {
@@ -325,7 +387,8 @@ void adi_svc_free(adi_svc_t *svc)
             pthread_join(w->thread, NULL);
         adi_bus_free(w->bus);
         adi_db_free(w->db);
-        adi_buf_dispose(&w->out);
+        if (w->svc != NULL) /* initialised (a failed adi_svc_new may stop half-way) */
+            adi_buf_dispose(&w->out);
     }
     if (svc->app != NULL && svc->def->fini != NULL)
         svc->def->fini(svc->app);
@@ -481,8 +544,9 @@ int adi_svc_run(const adi_svc_def_t *def, int argc, char **argv)
         return 1;
     }
     ADI_LOG(NULL, ADI_LOG_INFO, "svc.started",
-            "stream %s, %d workers, consumers %s-w*, ops port %d, version %s", svc->stream,
-            svc->nworkers, svc->consumer_base, adi_ops_port(ops), cfg.app_version);
+            "stream %s, %d workers, consumers %s-w*, %d event workers, ops port %d, version %s",
+            svc->stream, svc->nrequest, svc->consumer_base, svc->nworkers - svc->nrequest,
+            adi_ops_port(ops), cfg.app_version);
 
     int sig = 0;
     while (sigwait(&set, &sig) != 0)

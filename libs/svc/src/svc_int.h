@@ -26,13 +26,31 @@
 
 typedef struct adi_svc_worker adi_svc_worker_t;
 
-/** One worker thread and everything it owns; nothing here is shared with another worker. */
+/** Distinct entries whose failures (ADI_INTERNAL) one event worker remembers. */
+#define ADI_SVC__FAILED_SLOTS 8
+
+/** Failed runs of one event entry, for ADI_SVC_EVENT_MAX_ATTEMPTS. */
+typedef struct adi_svc_failed {
+    char id[ADI_BUS_ID_MAX]; /* entry id, "" for a free slot */
+    int attempts;            /* failed runs seen so far */
+} adi_svc_failed_t;
+
+/**
+ * One worker thread and everything it owns; nothing here is shared with another worker. A
+ * request worker serves the service's request stream; an event worker serves one consumer's.
+ */
 struct adi_svc_worker {
-    adi_svc_t *svc;              /* the service it works for */
-    int index;                   /* 0..workers-1 */
-    pthread_t thread;            /* the thread, valid once started */
-    bool started;                /* the thread was created */
-    char consumer[160];          /* consumer name: <base>-w<index> */
+    adi_svc_t *svc;               /* the service it works for */
+    const adi_svc_consumer_t *ev; /* the consumer it runs, NULL for a request worker */
+    const char *stream;           /* stream it reads (svc->stream or ev->stream) */
+    const char *group;            /* its consumer group (the service name or ev->group) */
+    char label[256];              /* metric labels: stream="..." (plus group="..." for events) */
+    adi_svc_failed_t failed[ADI_SVC__FAILED_SLOTS]; /* event entries that failed (ring) */
+    unsigned failed_next;                           /* next ring slot to reuse */
+    int index;                                      /* 0..n-1 among the workers of its stream */
+    pthread_t thread;                               /* the thread, valid once started */
+    bool started;                                   /* the thread was created */
+    char consumer[160];                             /* consumer name: <base>-w<index> */
     char reply_stream[256];      /* svc:{name}:<consumer>:rep for service-to-service calls */
     adi_bus_t *bus;              /* this worker's Redis connection */
     adi_db_t *db;                /* this worker's PostgreSQL connection, NULL until connected */
@@ -68,8 +86,9 @@ struct adi_svc {
     char *sql_select;          /* SELECT op, reply FROM <schema>.adi_idempotency ... */
     char *sql_insert;          /* INSERT INTO <schema>.adi_idempotency ... */
     char *sql_cleanup;         /* DELETE old rows of <schema>.adi_idempotency */
-    adi_svc_worker_t *workers; /* cfg.workers workers */
-    int nworkers;              /* number of workers */
+    adi_svc_worker_t *workers; /* request workers first (cfg.workers), then event workers */
+    int nworkers;              /* number of workers of every kind */
+    int nrequest;              /* number of request workers (the first ones) */
     bool started;              /* adi_svc_start ran */
     atomic_bool stop;          /* workers stop reading when set */
     atomic_bool group_joined;  /* some worker ensured the consumer group */

@@ -15,6 +15,11 @@
  * redelivered request is answered with the stored reply instead of running twice. Redis and
  * PostgreSQL outages are survived in place: the worker backs off, logs once per outage for the
  * whole process, and carries on when the server is back.
+ *
+ * Event workers (adi_svc_def_t.consumers) run the same loop on their consumer's stream and group,
+ * serving each entry with serve_event: decode and validate the message, run the typed handler in
+ * a transaction scoped to the message's tenant, commit, then XACK; failures either leave the entry
+ * pending for a later XAUTOCLAIM or drop it (see adi_svc_consumer_t).
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -98,6 +103,24 @@ static adi_db_t *worker_db(adi_svc_worker_t *w, adi_error_t *err)
     }
     w->db_backoff = 0;
     return w->db;
+}
+
+/*
+ * BEGIN scoped to `scope` (a tenant id), retried once: a restarted server shows up as a failed
+ * first statement and the retry reconnects. Tracks the outage state either way.
+ */
+static adi_err begin(adi_svc_worker_t *w, adi_db_t *db, adi_str_t scope, adi_error_t *err)
+{
+    adi_err rc = adi_db_begin(db, scope, err);
+    if (rc == ADI_UNAVAILABLE) {
+        adi_error_clear(err);
+        rc = adi_db_begin(db, scope, err);
+    }
+    if (rc == ADI_UNAVAILABLE)
+        db_trouble(w, err);
+    else if (rc == ADI_OK)
+        db_fine(w);
+    return rc;
 }
 
 /* ---- replies ---------------------------------------------------------------------------- */
@@ -295,20 +318,12 @@ static void execute(request_t *r)
         reply_error(r, ADI_UNAVAILABLE);
         return;
     }
-    adi_str_t tenant = p != NULL && p->tenant_id.len > 0 ? p->tenant_id : ADI_STR_NULL;
-    rc = adi_db_begin(db, tenant, &r->err);
-    if (rc == ADI_UNAVAILABLE) {
-        /* A restarted server shows up as a failed first statement; the retry reconnects. */
-        adi_error_clear(&r->err);
-        rc = adi_db_begin(db, tenant, &r->err);
-    }
+    adi_str_t scope = p != NULL && p->tenant_id.len > 0 ? p->tenant_id : ADI_STR_NULL;
+    rc = begin(w, db, scope, &r->err);
     if (rc != ADI_OK) {
-        if (rc == ADI_UNAVAILABLE)
-            db_trouble(w, &r->err);
         reply_error(r, rc);
         return;
     }
-    db_fine(w);
 
     bool mutating = (op->flags & ADI_OP_MUTATING) != 0;
     adi_str_t key = ADI_STR_NULL;
@@ -367,7 +382,7 @@ static void ack_only(adi_svc_worker_t *w, const adi_bus_entry_t *e)
 {
     adi_error_t err;
     adi_error_clear(&err);
-    if (adi_bus_ack(w->bus, w->svc->stream, w->svc->def->name, e->id, &err) != ADI_OK) {
+    if (adi_bus_ack(w->bus, w->stream, w->group, e->id, &err) != ADI_OK) {
         ADI_LOG(NULL, ADI_LOG_WARN, "bus.ack_failed", "entry %s: %s", e->id.ptr, err.message);
         if (err.code == ADI_UNAVAILABLE)
             redis_trouble(w, &err);
@@ -461,6 +476,162 @@ out:
     adi_pool_dispose(&r.pool);
 }
 
+/* ---- event consumers -------------------------------------------------------------------- */
+
+/* What became of one event entry. */
+typedef enum ev_outcome {
+    EV_DONE = 200,    /* committed and acknowledged */
+    EV_DROPPED = 400, /* acknowledged without effect: it can never succeed */
+    EV_RETRY = 503,   /* left pending, for XAUTOCLAIM to deliver again */
+} ev_outcome_t;
+
+/* Counts one more failed run of entry `id`; returns the runs failed so far. */
+static int note_failure(adi_svc_worker_t *w, adi_str_t id)
+{
+    for (size_t i = 0; i < ADI_SVC__FAILED_SLOTS; i++)
+        if (adi_str_eq_c(id, w->failed[i].id))
+            return ++w->failed[i].attempts;
+    adi_svc_failed_t *f = &w->failed[w->failed_next++ % ADI_SVC__FAILED_SLOTS];
+    snprintf(f->id, sizeof(f->id), "%.*s", (int)id.len, id.ptr);
+    f->attempts = 1;
+    return 1;
+}
+
+/* Forgets the failures of entry `id` (it succeeded or was dropped). */
+static void forget_failure(adi_svc_worker_t *w, adi_str_t id)
+{
+    for (size_t i = 0; i < ADI_SVC__FAILED_SLOTS; i++)
+        if (adi_str_eq_c(id, w->failed[i].id))
+            w->failed[i].id[0] = '\0';
+}
+
+/* Runs the consumer's handler for `msg` in its transaction (unless NOTX), then commits. */
+static adi_err run_event(adi_svc_worker_t *w, adi_ctx_t *ctx, const void *msg, adi_str_t scope,
+                         adi_error_t *err)
+{
+    const adi_svc_consumer_t *c = w->ev;
+    adi_db_t *db = worker_db(w, err);
+    ctx->db = db;
+    if (c->flags & ADI_SVC_NOTX) {
+        adi_error_clear(err); /* a missing database is the handler's to judge here */
+        return c->fn(ctx, msg, err);
+    }
+    if (db == NULL)
+        return ADI_UNAVAILABLE;
+    adi_err rc = begin(w, db, scope, err);
+    if (rc != ADI_OK)
+        return rc;
+    rc = c->fn(ctx, msg, err);
+    if (rc != ADI_OK) {
+        adi_db_rollback(db);
+        return rc;
+    }
+    rc = adi_db_commit(db, err);
+    if (rc == ADI_UNAVAILABLE)
+        db_trouble(w, err);
+    return rc;
+}
+
+/* Decides an entry's fate after its handler failed with `rc`. */
+static ev_outcome_t judge_failure(adi_svc_worker_t *w, adi_str_t id, adi_err rc)
+{
+    if (rc == ADI_UNAVAILABLE || rc == ADI_TIMEOUT || rc == ADI_BUSY)
+        return EV_RETRY;
+    if (rc == ADI_INTERNAL && note_failure(w, id) < ADI_SVC_EVENT_MAX_ATTEMPTS)
+        return EV_RETRY;
+    return EV_DROPPED;
+}
+
+/* Serves one entry of a consumer's stream: decode, handler in a transaction, commit, XACK. */
+static void serve_event(adi_svc_worker_t *w, const adi_bus_entry_t *e)
+{
+    adi_svc_t *svc = w->svc;
+    const adi_svc_consumer_t *c = w->ev;
+    adi_pool_t pool;
+    adi_pool_init(&pool);
+    adi_error_t err;
+    adi_error_clear(&err);
+    adi_logctx_t log = {.request_id = e->id.ptr, .op = c->group, .start_ms = adi_mono_ms()};
+    ev_outcome_t outcome = EV_DROPPED;
+    adi_err rc = ADI_INVALID;
+
+    void *msg = adi_pool_alloc(&pool, c->msg->size);
+    if (e->msg.ptr == NULL) {
+        adi_error_set(&err, ADI_INVALID, "%s",
+                      e->too_large ? "exceeds the size limit" : "no message");
+    } else if (adi_proto_decode(c->msg, e->msg.ptr, e->msg.len, &pool, msg, &err) == ADI_OK &&
+               adi_proto_check_required(c->msg, msg, &err) == ADI_OK) {
+        adi_str_t scope = c->tenant != NULL ? c->tenant(msg) : ADI_STR_NULL;
+        if (scope.len == 0)
+            scope = ADI_STR_NULL;
+        adi_principal *p = NULL;
+        if (scope.ptr != NULL) {
+            p = adi_pool_alloc(&pool, sizeof(*p));
+            p->tenant_id = scope;
+            log.tenant_id = adi_pool_strdup(&pool, scope).ptr;
+        }
+        adi_ctx_t ctx = {
+            .pool = &pool,
+            .principal = p,
+            .bus = w->bus,
+            .deadline_ms = adi_now_ms() + svc->cfg.reclaim_idle_ms,
+            .request_id = e->id.ptr,
+            .trace_id = "",
+            .client_ip = "",
+            .op = NULL,
+            .log = log,
+            .app = svc->app,
+            .metrics = svc->metrics,
+            .service = svc->def->name,
+            .consumer = w->consumer,
+            .version = svc->cfg.app_version,
+            .status = 200,
+            .worker_ = w,
+        };
+        rc = run_event(w, &ctx, msg, scope, &err);
+        if (ADI_NEVER(w->db != NULL && adi_db_in_tx(w->db)))
+            adi_db_rollback(w->db); /* a NOTX handler left a transaction of its own open */
+        if (rc == ADI_OK) {
+            outcome = EV_DONE;
+            adi_svc__flush_outbox(&ctx);
+        } else {
+            outcome = judge_failure(w, e->id, rc);
+        }
+    } else if (err.nfields > 0) {
+        /* Name the first offending field (never its value) for the operator. */
+        char first[ADI_ERROR_FIELD_LEN + ADI_ERROR_MSG_LEN + 4];
+        snprintf(first, sizeof(first), "%s: %s", err.fields[0].field, err.fields[0].message);
+        adi_error_set(&err, ADI_INVALID, "%s", first);
+    }
+
+    if (outcome == EV_RETRY) {
+        ADI_LOG(&log, ADI_LOG_WARN, "svc.event_retry", "entry %s of %s: %s; left pending",
+                e->id.ptr, c->stream, err.message[0] ? err.message : adi_err_name(rc));
+    } else {
+        if (outcome == EV_DROPPED) {
+            adi_metrics_count(svc->metrics, "adi_events_dropped_total", w->label, 1);
+            ADI_LOG(&log, ADI_LOG_ERROR, "svc.event_dropped", "entry %s of %s: %s: %s; dropped",
+                    e->id.ptr, c->stream, adi_err_name(rc), err.message);
+        }
+        forget_failure(w, e->id);
+        ack_only(w, e);
+    }
+    adi_metrics_observe(svc->metrics, c->group, (int)outcome,
+                        (double)(adi_mono_ms() - log.start_ms) / 1000.0);
+    adi_pool_dispose(&pool);
+    /* The database is down: give it a moment instead of failing every entry of the backlog. */
+    if (outcome == EV_RETRY && rc == ADI_UNAVAILABLE && (w->db_down || w->db == NULL))
+        adi_svc__nap(svc, DB_BACKOFF_MAX_MS);
+}
+
+static void serve_any(adi_svc_worker_t *w, const adi_bus_entry_t *e)
+{
+    if (w->ev != NULL)
+        serve_event(w, e);
+    else
+        serve(w, e);
+}
+
 /* ---- the loop --------------------------------------------------------------------------- */
 
 static int64_t reclaim_interval(const adi_svc_t *svc)
@@ -480,8 +651,8 @@ static void reclaim(adi_svc_worker_t *w)
         adi_error_t err;
         adi_error_clear(&err);
         adi_err rc =
-            adi_bus_reclaim(w->bus, svc->stream, svc->def->name, w->consumer,
-                            svc->cfg.reclaim_idle_ms, ADI_SVC__RECLAIM_COUNT, w->cursor, &b, &err);
+            adi_bus_reclaim(w->bus, w->stream, w->group, w->consumer, svc->cfg.reclaim_idle_ms,
+                            ADI_SVC__RECLAIM_COUNT, w->cursor, &b, &err);
         if (rc != ADI_OK) {
             adi_bus_batch_dispose(&b);
             if (rc == ADI_NOT_FOUND)
@@ -491,14 +662,13 @@ static void reclaim(adi_svc_worker_t *w)
             return;
         }
         if (b.n > 0) {
-            adi_metrics_count(svc->metrics, "adi_bus_reclaimed_total", svc->stream_label,
-                              (double)b.n);
+            adi_metrics_count(svc->metrics, "adi_bus_reclaimed_total", w->label, (double)b.n);
             ADI_LOG(NULL, ADI_LOG_WARN, "bus.reclaimed",
                     "%zu entries idle over %" PRId64 " ms taken over by %s", b.n,
                     svc->cfg.reclaim_idle_ms, w->consumer);
         }
         for (size_t i = 0; i < b.n; i++)
-            serve(w, &b.items[i]);
+            serve_any(w, &b.items[i]);
         size_t n = b.n;
         adi_bus_batch_dispose(&b);
         if (n == 0 || strcmp(w->cursor, "0-0") == 0)
@@ -506,7 +676,10 @@ static void reclaim(adi_svc_worker_t *w)
     }
 }
 
-/* Worker 0's periodic chores: backlog gauges and trimming the idempotency table. */
+/*
+ * Periodic chores of the first worker of each stream: backlog gauges, and for the request
+ * stream's, trimming the idempotency table.
+ */
 static void housekeeping(adi_svc_worker_t *w, int64_t now)
 {
     adi_svc_t *svc = w->svc;
@@ -515,16 +688,14 @@ static void housekeeping(adi_svc_worker_t *w, int64_t now)
     if (now >= w->next_gauge) {
         w->next_gauge = now + ADI_SVC__GAUGE_MS;
         adi_bus_group_info_t gi;
-        if (adi_bus_group_info(w->bus, svc->stream, svc->def->name, &gi, &err) == ADI_OK) {
-            adi_metrics_gauge(svc->metrics, "adi_stream_backlog", svc->stream_label,
+        if (adi_bus_group_info(w->bus, w->stream, w->group, &gi, &err) == ADI_OK) {
+            adi_metrics_gauge(svc->metrics, "adi_stream_backlog", w->label,
                               (double)(gi.lag < 0 ? 0 : gi.lag));
-            adi_metrics_gauge(svc->metrics, "adi_stream_pending", svc->stream_label,
-                              (double)gi.pending);
-            adi_metrics_gauge(svc->metrics, "adi_stream_consumers", svc->stream_label,
-                              (double)gi.consumers);
+            adi_metrics_gauge(svc->metrics, "adi_stream_pending", w->label, (double)gi.pending);
+            adi_metrics_gauge(svc->metrics, "adi_stream_consumers", w->label, (double)gi.consumers);
         }
     }
-    if (now >= w->next_cleanup) {
+    if (w->ev == NULL && now >= w->next_cleanup) {
         w->next_cleanup = now + ADI_SVC__CLEANUP_MS;
         adi_db_t *db = worker_db(w, &err);
         if (db != NULL && adi_db_exec(db, NULL, svc->sql_cleanup, 0, NULL, NULL, &err) != ADI_OK)
@@ -547,14 +718,15 @@ void *adi_svc__worker_main(void *arg)
         adi_error_t err;
         adi_error_clear(&err);
         if (!w->group_ok) {
-            if (adi_bus_ensure_group(w->bus, svc->stream, svc->def->name, &err) != ADI_OK) {
+            if (adi_bus_ensure_group(w->bus, w->stream, w->group, &err) != ADI_OK) {
                 redis_trouble(w, &err);
                 int64_t wait = adi_bus_retry_in_ms(w->bus);
                 adi_svc__nap(svc, wait > 0 ? wait : 100);
                 continue;
             }
             w->group_ok = true;
-            atomic_store(&svc->group_joined, true);
+            if (w->ev == NULL)
+                atomic_store(&svc->group_joined, true);
             redis_fine(w);
         }
         now = adi_mono_ms();
@@ -568,7 +740,7 @@ void *adi_svc__worker_main(void *arg)
         if (block > ADI_SVC__BLOCK_MS)
             block = ADI_SVC__BLOCK_MS;
         adi_bus_batch_t b;
-        adi_err rc = adi_bus_read_group(w->bus, svc->stream, svc->def->name, w->consumer,
+        adi_err rc = adi_bus_read_group(w->bus, w->stream, w->group, w->consumer,
                                         ADI_SVC__READ_COUNT, block < 1 ? 1 : (int)block, &b, &err);
         if (rc != ADI_OK) {
             adi_bus_batch_dispose(&b);
@@ -584,7 +756,7 @@ void *adi_svc__worker_main(void *arg)
         redis_fine(w);
         /* Entries already delivered to this consumer are served even when a stop arrived. */
         for (size_t i = 0; i < b.n; i++)
-            serve(w, &b.items[i]);
+            serve_any(w, &b.items[i]);
         adi_bus_batch_dispose(&b);
     }
 
@@ -592,7 +764,7 @@ void *adi_svc__worker_main(void *arg)
     adi_error_t err;
     adi_error_clear(&err);
     if (w->group_ok &&
-        adi_bus_retire_consumer(w->bus, svc->stream, svc->def->name, w->consumer, &err) == ADI_OK)
+        adi_bus_retire_consumer(w->bus, w->stream, w->group, w->consumer, &err) == ADI_OK)
         adi_bus_del(w->bus, w->reply_stream, &err);
 
     pthread_mutex_lock(&svc->mu);
