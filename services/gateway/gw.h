@@ -75,7 +75,7 @@ struct gw_req {
     h2o_timeout_entry_t timer;              /* deadline of the proxied call or the health fan-out */
     int64_t deadline_ms;                    /* absolute wall-clock deadline sent in the envelope */
     int64_t deadline_len_ms;            /* the route's deadline (ms), for the idempotency lock */
-    gw_call_t calls[ADI_SERVICE_COUNT]; /* bus calls (1 for a proxied route, 4 for health) */
+    gw_call_t calls[ADI_SERVICE_COUNT]; /* bus calls (1 proxied, 4 for health, 2 for me) */
     size_t ncalls;                      /* used entries of calls */
     const char *service;                /* target service of a proxied route */
     adi_buf_t env;                      /* encoded envelope waiting for the idempotency verdict */
@@ -96,6 +96,12 @@ struct gw_req {
     gw_login_check_t login_check;                /* what the check script answered */
     gw_health_entry_t health[ADI_SERVICE_COUNT]; /* health fan-out results */
     size_t health_left;                          /* services not answered yet */
+    bool me_serial;      /* GET /api/me/ with X-Tenant-Id: tenant.get waits for auth.me's answer */
+    bool me_user_done;   /* auth.me answered 2xx; its body is in me_user */
+    bool me_tenant_ask;  /* a tenant.get is (or will be) made */
+    bool me_tenant_done; /* tenant.get settled (or is not needed); me_tenant holds its body */
+    adi_buf_t me_user;   /* auth.me reply body (msgpack auth_me_rep) */
+    adi_buf_t me_tenant; /* tenant.get reply body (msgpack tenant_info), empty for null */
 };
 
 /** What a thread knows of one service's request stream (from XINFO GROUPS). */
@@ -224,6 +230,12 @@ void gw_req_unref(gw_req_t *r);
  */
 void gw_respond(gw_req_t *r, int status, const char *body, size_t len, const char *const *extra);
 
+/**
+ * Answers with the error of a non-2xx service reply `rep`, rendered per API.md (with
+ * WWW-Authenticate on 401 and Retry-After on 503). `code_401` as in gw_render_reply_error_code.
+ */
+void gw_respond_reply_error(gw_req_t *r, const adi_reply *rep, const char *code_401);
+
 /** gw_respond with {"error": {"code", "message"}} and Retry-After: 1 (for 503). */
 void gw_respond_error(gw_req_t *r, int status, const char *code, const char *msg);
 
@@ -238,8 +250,8 @@ void gw_req_drop_calls(gw_req_t *r);
 
 /** Serves a local route (`route_index` is its row in the route table). */
 void gw_local_serve(gw_req_t *r, size_t route_index);
-/** A health sub-call finished (rep NULL = failed). */
-void gw_local_health_reply(gw_call_t *c, const adi_reply *rep);
+/** A bus call of a local route (health, me) finished (rep NULL = it could not be sent). */
+void gw_local_reply(gw_call_t *c, const adi_reply *rep);
 
 /* ---- bus.c ------------------------------------------------------------------------------- */
 

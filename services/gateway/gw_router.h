@@ -41,6 +41,7 @@ typedef enum gw_local {
     GW_LOCAL_HEALTH,   /* GET /api/health/: fan-out of sys.health */
     GW_LOCAL_VERSION,  /* GET /api/health/version/ */
     GW_LOCAL_TIMEZONE, /* GET /api/timezone/ */
+    GW_LOCAL_ME,       /* GET /api/me/: auth.me and tenant.get, aggregated */
     GW_LOCAL__COUNT,
 } gw_local_t;
 

@@ -62,6 +62,8 @@ void gw_req_unref(gw_req_t *r)
     ADI_ASSERT(!r->timer_linked);
     adi_buf_dispose(&r->env);
     adi_buf_dispose(&r->idem_running);
+    adi_buf_dispose(&r->me_user);
+    adi_buf_dispose(&r->me_tenant);
     r->t->live--;
     free(r);
 }
@@ -177,6 +179,8 @@ static gw_req_t *req_new(gw_thread_t *t, h2o_req_t *req)
     r->start_ms = adi_mono_ms();
     adi_buf_init(&r->env);
     adi_buf_init(&r->idem_running);
+    adi_buf_init(&r->me_user);
+    adi_buf_init(&r->me_tenant);
     t->live++;
     anchor_t *a = h2o_mem_alloc_shared(&req->pool, sizeof(*a), anchor_dispose);
     a->r = r;
@@ -285,8 +289,8 @@ static void respond_not_found(gw_req_t *r)
 void gw_on_reply(gw_call_t *c, const adi_reply *rep)
 {
     gw_req_t *r = c->owner;
-    if (r->route != NULL && r->route->local == GW_LOCAL_HEALTH) {
-        gw_local_health_reply(c, rep);
+    if (r->route != NULL && r->route->local != GW_LOCAL_NONE) {
+        gw_local_reply(c, rep);
         return;
     }
     if (r->responded || r->req == NULL)
@@ -314,20 +318,28 @@ void gw_on_reply(gw_call_t *c, const adi_reply *rep)
         }
     } else {
         /* simplejwt's refresh view answers every refusal with code token_not_valid. */
-        const char *code_401 =
-            r->route != NULL && r->route->op == &adi_op_auth_refresh ? ADI_JWT_CODE : NULL;
-        int st = gw_render_reply_error_code(status >= 400 ? status : 500, rep->error, code_401, &b);
-        static const char *const retry[] = {"retry-after", "1", NULL};
-        gw_respond(r, st, b.data, b.len, st == 503 ? retry : st == 401 ? www_auth : NULL);
+        gw_respond_reply_error(
+            r, rep, r->route != NULL && r->route->op == &adi_op_auth_refresh ? ADI_JWT_CODE : NULL);
     }
+    adi_buf_dispose(&b);
+}
+
+void gw_respond_reply_error(gw_req_t *r, const adi_reply *rep, const char *code_401)
+{
+    adi_buf_t b;
+    adi_buf_init(&b);
+    int status = (int)rep->status;
+    int st = gw_render_reply_error_code(status >= 400 ? status : 500, rep->error, code_401, &b);
+    static const char *const retry[] = {"retry-after", "1", NULL};
+    gw_respond(r, st, b.data, b.len, st == 503 ? retry : st == 401 ? www_auth : NULL);
     adi_buf_dispose(&b);
 }
 
 void gw_on_send_failed(gw_call_t *c, adi_err code)
 {
     gw_req_t *r = c->owner;
-    if (r->route != NULL && r->route->local == GW_LOCAL_HEALTH) {
-        gw_local_health_reply(c, NULL);
+    if (r->route != NULL && r->route->local != GW_LOCAL_NONE) {
+        gw_local_reply(c, NULL);
         return;
     }
     if (r->responded || r->req == NULL)
@@ -605,21 +617,6 @@ static bool read_params(gw_req_t *r, const gw_match_t *match, adi_buf_t *out)
             ok = false;
         }
     }
-    if (ok && r->route->op == &adi_op_auth_me) {
-        /* X-Tenant-Id is honoured for superusers only; nobody sets tenant_override otherwise. */
-        static const adi_str_t name = ADI_STR("tenant_override");
-        gw_params_remove(p, name);
-        ssize_t h = h2o_find_header_by_str(&req->headers, H2O_STRLIT("x-tenant-id"), -1);
-        if (h >= 0 && r->authed && r->claims.is_superuser &&
-            req->headers.entries[h].value.len > 0 &&
-            gw_params_add_literal(
-                p, name,
-                (adi_str_t){req->headers.entries[h].value.base, req->headers.entries[h].value.len},
-                &err) != ADI_OK) {
-            respond_detail(r, 400, "Invalid X-Tenant-Id header.", NULL);
-            ok = false;
-        }
-    }
     if (ok)
         gw_params_pack(p, out);
     free(p);
@@ -656,11 +653,6 @@ static void proxy(gw_req_t *r, gw_method_t m, const gw_match_t *match)
     /* Bad input is answered first: it does not depend on the state of any service. */
     if (!read_body(r, &body) || !read_params(r, match, &params))
         goto out;
-    if (rt->op == &adi_op_auth_me) {
-        /* Its one field comes from X-Tenant-Id (read_params): a body may not set it either. */
-        adi_buf_reset(&body);
-        adi_buf_append(&body, "\x80", 1);
-    }
     adi_err admit = gw_bus_ready(t) ? gw_bus_admit(t, r->service) : ADI_UNAVAILABLE;
     if (admit != ADI_OK) {
         gw_respond_error(r, 503, "unavailable",

@@ -329,6 +329,19 @@ def paused(svc):
     """Stops a suite service with SIGSTOP for the block; SIGCONT always follows."""
     pid = service_pid(svc)
     os.kill(pid, signal.SIGSTOP)
+    # kill() returns before every thread has stopped: a worker blocked in XREADGROUP could still
+    # take and answer the next request. Wait until each thread of the process is in state T.
+    def all_stopped():
+        try:
+            tasks = os.listdir(f"/proc/{pid}/task")
+            for t in tasks:
+                with open(f"/proc/{pid}/task/{t}/stat") as f:
+                    if f.read().rsplit(")", 1)[1].split()[0] not in ("T", "t"):
+                        return False
+            return True
+        except FileNotFoundError:
+            return False
+    wait_for(all_stopped, f"adi-{svc} to stop")
     try:
         yield pid
     finally:

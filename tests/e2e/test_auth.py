@@ -211,7 +211,7 @@ class Me(Tenants):
         r = get("/api/me/", self.tok["viewer_a"])
         self.assertEqual(r.status, 200, r)
         body = r.json()
-        self.assertEqual(set(body), {"user", "tenant_id"})
+        self.assertEqual(set(body), {"user", "tenant_id", "tenant"})
         self.assertEqual(body["tenant_id"], self.tenant_a)
         self.assertEqual(body["user"]["id"], self.viewer_a)
         self.assertEqual(body["user"]["roles"], ["VIEWER"])

@@ -292,8 +292,8 @@ class PrivateCase(unittest.TestCase):
         wait_for(gw.ready, "the private gateway to be ready")
         return gw
 
-    def fake(self):
-        f = FakeService(self.redis.port)
+    def fake(self, name="auth"):
+        f = FakeService(self.redis.port, name)
         self.fakes.append(f)
         return f
 
@@ -302,13 +302,14 @@ class PrivateCase(unittest.TestCase):
         self.addCleanup(r.close)
         return r
 
-    def wait_stream_seen(self, gw):
+    def wait_stream_seen(self, gw, backend="auth"):
         def seen():
             text = http("GET", "/metrics", base=gw.ops_url).body.decode()
             lines = [l for l in text.splitlines()
-                     if l.startswith("adi_gateway_backend_stream_up{") and 'backend="auth"' in l]
+                     if l.startswith("adi_gateway_backend_stream_up{")
+                     and f'backend="{backend}"' in l]
             return lines and all(l.endswith(" 1") for l in lines)
-        wait_for(seen, "the gateway threads to see svc:{auth}:req")
+        wait_for(seen, "the gateway threads to see svc:{%s}:req" % backend)
 
     def wait_events(self, gw, at_least):
         def done():
@@ -316,7 +317,7 @@ class PrivateCase(unittest.TestCase):
             return len(s) == 2 and all(v >= at_least for v in s.values())
         wait_for(done, f"both gateway threads to apply {at_least} ev:auth events")
 
-    def through(self, gw, svc, token, path="/api/me/", headers=None):
+    def through(self, gw, svc, token, path="/api/users/", headers=None):
         """A request that passes the gateway: returns (envelope, response)."""
         h = dict(bearer(token))
         h.update(headers or {})
@@ -335,7 +336,7 @@ class PrivatePrincipal(PrivateCase):
         self.wait_stream_seen(gw)
         c = claims(roles=["ANALYST", "VIEWER"])
         envelope, _ = self.through(gw, svc, jwt.encode(c, KEY, algorithm="HS256"))
-        self.assertEqual(envelope["op"], "auth.me")
+        self.assertEqual(envelope["op"], "auth.users_list")
         p = envelope["principal"]
         self.assertEqual(p["user_id"], c["user_id"])
         self.assertEqual(p["tenant_id"], c["tenant_id"])
@@ -350,30 +351,117 @@ class PrivatePrincipal(PrivateCase):
         svc.reply(envelope, 204)
         self.assertEqual(call.wait().status, 204)
 
-    def test_tenant_override_for_superusers_only(self):
+    def me_user(self, tenant=None):
+        """A well-formed auth.me answer."""
+        return {"user": {"id": str(uuid.uuid4()), "email": "u@example.com", "first_name": "",
+                         "last_name": "", "tenant": tenant, "timezone": "America/Jamaica",
+                         "roles": []},
+                "tenant_id": tenant}
+
+    def me_fakes(self):
         gw = self.gateway()
-        svc = self.fake()
+        auth, ten = self.fake(), self.fake("tenant")
         self.wait_stream_seen(gw)
+        self.wait_stream_seen(gw, "tenant")
+        return gw, auth, ten
+
+    def test_tenant_override_for_superusers_only(self):
+        gw, auth, ten = self.me_fakes()
         other = str(uuid.uuid4())
-        plain = jwt.encode(claims(), KEY, algorithm="HS256")
-        envelope, _ = self.through(gw, svc, plain, path="/api/me/?tenant_override=" + other,
-                                   headers={"X-Tenant-Id": other})
+        plain_claims = claims()
+        plain = jwt.encode(plain_claims, KEY, algorithm="HS256")
+        # Neither a query parameter, nor X-Tenant-Id, nor a body sets it for a plain user.
+        call = Call(gw, "GET", "/api/me/?tenant_override=" + other,
+                    body={"tenant_override": other}, headers={**bearer(plain), "X-Tenant-Id": other})
+        _, envelope = auth.take()
+        self.assertEqual(envelope["op"], "auth.me")
         self.assertNotIn("tenant_override", unpack_raw_field(envelope, "params") or {})
-        # Nor through a body (GET with a body: params overwrite the body in the service).
-        call = Call(gw, "GET", "/api/me/", body={"tenant_override": other}, headers=bearer(plain))
-        _, envelope = svc.take()
         self.assertEqual(unpack_raw_field(envelope, "body"), {})
-        svc.reply(envelope, 200, body={})
+        _, tenv = ten.take()
+        self.assertEqual(unpack_raw_field(tenv, "params"), {"id": plain_claims["tenant_id"]})
+        ten.reply(tenv, 404, error={"code": "not_found", "message": "Not found."})
+        auth.reply(envelope, 200, body=self.me_user(plain_claims["tenant_id"]))
         self.assertEqual(call.wait().status, 200)
-        su = jwt.encode(claims(is_superuser=True, roles=[]), KEY, algorithm="HS256")
-        envelope, _ = self.through(gw, svc, su, headers={"X-Tenant-Id": other})
+        # A superuser's X-Tenant-Id goes to auth.me, and tenant.get asks for auth's answer.
+        su = jwt.encode(claims(is_superuser=True, roles=[], tenant_id=None), KEY,
+                        algorithm="HS256")
+        call = Call(gw, "GET", "/api/me/", headers={**bearer(su), "X-Tenant-Id": other})
+        _, envelope = auth.take()
         self.assertEqual(unpack_raw_field(envelope, "params"), {"tenant_override": other})
         self.assertTrue(envelope["principal"]["superuser"])
-        envelope, _ = self.through(gw, svc, su)
+        auth.reply(envelope, 200, body=self.me_user(other))
+        _, tenv = ten.take()
+        self.assertEqual(tenv["op"], "tenant.get")
+        self.assertEqual(unpack_raw_field(tenv, "params"), {"id": other})
+        record = {"id": other, "name": "Other", "created_at": "2024-01-01T00:00:00.000000-05:00"}
+        ten.reply(tenv, 200, body=record)
+        r = call.wait()
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(r.json()["tenant_id"], other)
+        self.assertEqual(r.json()["tenant"], record)
+        # Without the header a superuser of no tenant gets "tenant": null, with no tenant.get.
+        call = Call(gw, "GET", "/api/me/", headers=bearer(su))
+        _, envelope = auth.take()
         self.assertEqual(unpack_raw_field(envelope, "params"), {})
+        auth.reply(envelope, 200, body=self.me_user())
+        r = call.wait()
+        self.assertEqual((r.status, r.json()["tenant"], r.json()["tenant_id"]), (200, None, None))
         # Only GET /api/me/ takes it.
-        envelope, _ = self.through(gw, svc, su, path="/api/users/", headers={"X-Tenant-Id": other})
+        envelope, _ = self.through(gw, auth, su, path="/api/users/",
+                                   headers={"X-Tenant-Id": other})
         self.assertEqual(unpack_raw_field(envelope, "params"), {})
+
+    def test_me_aggregate(self):
+        gw, auth, ten = self.me_fakes()
+        c = claims()
+        tok = jwt.encode(c, KEY, algorithm="HS256")
+        record = {"id": c["tenant_id"], "name": "T", "created_at": "2024-01-01T00:00:00Z"}
+        # Both calls are out before either is answered (parallel), answered in either order.
+        for tenant_first in (True, False):
+            call = Call(gw, "GET", "/api/me/", headers=bearer(tok))
+            _, aenv = auth.take()
+            _, tenv = ten.take()
+            self.assertEqual(tenv["principal"]["tenant_id"], c["tenant_id"])
+            user = self.me_user(c["tenant_id"])
+            if tenant_first:
+                ten.reply(tenv, 200, body=record)
+                auth.reply(aenv, 200, body=user)
+            else:
+                auth.reply(aenv, 200, body=user)
+                ten.reply(tenv, 200, body=record)
+            r = call.wait()
+            self.assertEqual(r.status, 200, r)
+            self.assertEqual(r.json(), {**user, "tenant": record})
+        # auth.me's refusal is the answer.
+        call = Call(gw, "GET", "/api/me/", headers=bearer(tok))
+        _, aenv = auth.take()
+        _, tenv = ten.take()
+        ten.reply(tenv, 200, body=record)
+        auth.reply(aenv, 401, error={"code": "user_not_found", "message": "User not found"})
+        r = call.wait()
+        self.assertEqual((r.status, r.json()), (401, {"detail": "User not found",
+                                                      "code": "user_not_found"}))
+        # A failing tenant service: 503, never a half answer.
+        for status in (500, 503):
+            call = Call(gw, "GET", "/api/me/", headers=bearer(tok))
+            _, aenv = auth.take()
+            _, tenv = ten.take()
+            auth.reply(aenv, 200, body=self.me_user(c["tenant_id"]))
+            ten.reply(tenv, status, error={"code": "internal", "message": "boom"})
+            r = call.wait()
+            self.assertEqual(r.status, 503, r)
+            self.assertEqual(r.json()["error"]["code"], "unavailable")
+        # A silent tenant service: 503 at the deadline.
+        gw2 = self.gateway(REQUEST_TIMEOUT_MS=2000)
+        self.wait_stream_seen(gw2)
+        self.wait_stream_seen(gw2, "tenant")
+        call = Call(gw2, "GET", "/api/me/", headers=bearer(tok))
+        _, aenv = auth.take()
+        ten.take()
+        auth.reply(aenv, 200, body=self.me_user(c["tenant_id"]))
+        r = call.wait()
+        self.assertEqual(r.status, 503, r)
+        self.assertEqual(r.json()["error"]["code"], "unavailable")
 
     def test_superuser_passes_admin_routes(self):
         gw = self.gateway()

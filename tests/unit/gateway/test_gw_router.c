@@ -63,10 +63,11 @@ static void test_real_table(void **state)
     assert_int_equal(match(r, GW_M_GET, "/api/nope/", &m), GW_MATCH_NOT_FOUND);
     assert_int_equal(match(r, GW_M_GET, "/api/", &m), GW_MATCH_NOT_FOUND);
     assert_int_equal(match(r, GW_M_GET, "/", &m), GW_MATCH_NOT_FOUND);
-    /* Every local row is public, and every proxied row names one service. */
+    /* Every local row but the /api/me/ aggregate is public; every proxied row names a service. */
     for (size_t i = 0; i < gw_routes_count; i++) {
         if (gw_routes[i].local != GW_LOCAL_NONE)
-            assert_int_equal(gw_routes[i].auth, ADI_PUBLIC);
+            assert_int_equal(gw_routes[i].auth,
+                             gw_routes[i].local == GW_LOCAL_ME ? ADI_AUTH : ADI_PUBLIC);
         else
             assert_true(gw_routes[i].service != NULL || strcmp(gw_routes[i].op->service, "*") != 0);
     }
@@ -86,8 +87,6 @@ static void test_auth_routes(void **state)
         {GW_M_POST, "/api/auth/login/", &adi_op_auth_login, ADI_PUBLIC},
         {GW_M_POST, "/api/token/", &adi_op_auth_token, ADI_PUBLIC},
         {GW_M_POST, "/api/token/refresh", &adi_op_auth_refresh, ADI_PUBLIC},
-        {GW_M_GET, "/api/me/", &adi_op_auth_me, ADI_AUTH},
-        {GW_M_HEAD, "/api/me", &adi_op_auth_me, ADI_AUTH},
         {GW_M_GET, "/api/users/", &adi_op_auth_users_list, ADI_AUTH},
         {GW_M_POST, "/api/users/", &adi_op_auth_users_create, ADI_ADMIN},
         {GW_M_GET, "/api/users/0b7e6d4e-6f0a-4c39-9d0e-3b1f7f1b2c3d/", &adi_op_auth_users_get,
@@ -104,6 +103,13 @@ static void test_auth_routes(void **state)
         assert_ptr_equal(m.route->op, want[i].op);
         assert_int_equal(m.route->auth, want[i].auth);
     }
+    /* GET /api/me/ is an aggregate served by the gateway (auth.me + tenant.get). */
+    assert_int_equal(match(r, GW_M_GET, "/api/me/", &m), GW_MATCH_OK);
+    assert_null(m.route->op);
+    assert_int_equal(m.route->local, GW_LOCAL_ME);
+    assert_int_equal(m.route->auth, ADI_AUTH);
+    assert_int_equal(match(r, GW_M_HEAD, "/api/me", &m), GW_MATCH_OK);
+    assert_int_equal(m.route->local, GW_LOCAL_ME);
     assert_int_equal(match(r, GW_M_GET, "/api/users/abc/", &m), GW_MATCH_OK);
     assert_int_equal(m.nparams, 1);
     assert_true(adi_str_eq_c(m.params[0].value, "abc"));
