@@ -262,6 +262,17 @@ adi_random_secret() {
     printf '\n'
 }
 
+# adi_random_kms_key: prints a fresh 256-bit key as base64 (one line), for adi-vault's
+# KMS_LOCAL_KEY; openssl when present, else /dev/urandom.
+adi_random_kms_key() {
+    if command -v openssl >/dev/null 2>&1; then
+        openssl rand -base64 32 | tr -d '\n'
+    else
+        head -c 32 /dev/urandom | base64 | tr -d '\n'
+    fi
+    printf '\n'
+}
+
 # adi_env_put FILE KEY VALUE: appends KEY=VALUE, quoting VALUE for the shell only when needed.
 adi_env_put() {
     local file="$1" key="$2" val="$3"

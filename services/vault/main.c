@@ -2,24 +2,25 @@
 /*
  * adi-vault: the vault service (the encrypted platform-credential vault). It answers the operations
  * of its stream svc:{vault}:req, owns the Postgres schema "vault" and runs on libs/svc, which
- * brings configuration, logging, the ops port, the worker threads and SIGTERM draining. This file
- * only declares the service; handlers live under ops/ and are listed in the table below.
+ * brings configuration, logging, the ops port, the worker threads and SIGTERM draining. The
+ * service state (KMS provider, DEK cache) is built in vault.c, the handlers live under ops/.
  */
-#include "adi/svc.h"
-
-/* Operations answered here (sys.health is answered by libs/svc for every service). */
-static const adi_svc_handler_t *const handlers[] = {
-    NULL,
-};
-
-static const adi_svc_def_t vault_def = {
-    .name = "vault",
-    .schema = "vault",
-    .ops_port = 9103,
-    .handlers = handlers,
-};
+#include "vault.h"
 
 int main(int argc, char **argv)
 {
-    return adi_svc_run(&vault_def, argc, argv);
+    static vault_cfg_t cfg;
+    vault_cfg_defaults(&cfg);
+    const adi_svc_def_t def = {
+        .name = "vault",
+        .schema = "vault",
+        .ops_port = 9103,
+        .handlers = vault_handlers,
+        .cfg_rows = vault_cfg_rows,
+        .ncfg_rows = vault_ncfg_rows,
+        .cfg = &cfg,
+        .init = vault_init,
+        .fini = vault_fini,
+    };
+    return adi_svc_run(&def, argc, argv);
 }

@@ -20,7 +20,8 @@
 # and into the env file, so tests can mint and check tokens with PyJWT. PASSWORD_ITERATIONS is
 # 1000 unless set (ASan makes 720000 take seconds per hash). Every e2e login comes from 127.0.0.1,
 # so the per-address login throttle is lifted (LOGIN_ADDRESS_MAX_FAILURES=1000000 unless set);
-# the per-account one keeps its default.
+# the per-account one keeps its default. KMS_LOCAL_KEY (adi-vault's local KMS master key) is a
+# fresh random key per run unless it or KMS_LOCAL_KEY_FILE is set.
 set -euo pipefail
 
 ADI_ME=suite.sh
@@ -131,6 +132,11 @@ do_start() {
     JWT_SIGNING_KEY=${JWT_SIGNING_KEY:-$(adi_random_secret)}
     PASSWORD_ITERATIONS=${PASSWORD_ITERATIONS:-1000}
     export JWT_SIGNING_KEY PASSWORD_ITERATIONS
+    # adi-vault's local KMS master key: random per run unless set.
+    if [[ -z "${KMS_LOCAL_KEY:-}" && -z "${KMS_LOCAL_KEY_FILE:-}" ]]; then
+        KMS_LOCAL_KEY=$(adi_random_kms_key)
+        export KMS_LOCAL_KEY
+    fi
 
     local ports
     mapfile -t ports < <(adi_free_ports $((${#ADI_SERVICES[@]} + 2)))

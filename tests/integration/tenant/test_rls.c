@@ -56,6 +56,13 @@ static const struct {
      "INSERT INTO auth.refresh_tokens (jti, family, user_id, tenant_id, issued_at, expires_at) "
      "VALUES (md5('a'), gen_random_uuid(), '" UA "', '" TA "', now(), now() + interval '1 day'), "
      "(md5('b'), gen_random_uuid(), '" UB "', '" TB "', now(), now() + interval '1 day')"},
+    {"vault.tenant_keys",
+     "INSERT INTO vault.tenant_keys (tenant_id, version, wrapped_dek, kms_key_id) VALUES "
+     "('" TA "', 1, '\\x00', 'local'), ('" TB "', 1, '\\x00', 'local')"},
+    {"vault.platform_credentials",
+     "INSERT INTO vault.platform_credentials (id, tenant_id, provider, account_id, access_token, "
+     "dek_version) VALUES (gen_random_uuid(), '" TA "', 'META', 'a', decode(repeat('00', 28), "
+     "'hex'), 1), (gen_random_uuid(), '" TB "', 'META', 'b', decode(repeat('00', 28), 'hex'), 1)"},
 };
 
 /* The tenant-scoped tables: schema, table, key column (as enable-rls finds them). */

@@ -1,0 +1,326 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The vault service's configuration, state and shared helpers (see vault.h): the KMS provider,
+ * the bounded, expiring cache of unwrapped DEKs (wiped on eviction and at shutdown), per-tenant
+ * DEKs made on first use, sealing and opening tokens, times and audit events.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+
+#include "adi/keys.h"
+#include "vault.h"
+
+/* ---- configuration ---------------------------------------------------------------------- */
+
+#define CFG(field, env, type, def, flags, min, max, help)                                          \
+    ADI_CFG(vault_cfg_t, field, env, type, def, flags, min, max, help)
+
+const adi_cfg_row_t vault_cfg_rows[] = {
+    CFG(kms_provider, "KMS_PROVIDER", STR, "local", 0, 0, 0, "KMS provider: local"),
+    CFG(kms_local_key, "KMS_LOCAL_KEY", STR, "", ADI_CFG_SECRET, 0, 0,
+        "local provider: base64 of the 32-byte master key"),
+    CFG(kms_local_key_file, "KMS_LOCAL_KEY_FILE", STR, "", 0, 0, 0,
+        "local provider: file holding the base64 master key (when KMS_LOCAL_KEY is unset)"),
+    CFG(dek_cache_ttl_s, "DEK_CACHE_TTL_S", INT, "300", 0, 1, 86400,
+        "seconds an unwrapped data key stays cached"),
+    CFG(dek_cache_size, "DEK_CACHE_SIZE", INT, "1024", 0, 0, 1000000,
+        "most unwrapped data keys cached at once (0 = no cache)"),
+};
+const size_t vault_ncfg_rows = sizeof(vault_cfg_rows) / sizeof(vault_cfg_rows[0]);
+
+const adi_svc_handler_t *const vault_handlers[] = {
+    &vault_list_row,   &vault_get_row,     &vault_create_row, &vault_put_row, &vault_patch_row,
+    &vault_delete_row, &vault_decrypt_row, &vault_rotate_row, NULL,
+};
+
+void vault_cfg_defaults(vault_cfg_t *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->kms_provider = "local";
+    cfg->kms_local_key = "";
+    cfg->kms_local_key_file = "";
+    cfg->dek_cache_ttl_s = 300;
+    cfg->dek_cache_size = 1024;
+}
+
+adi_err vault_init(const adi_svc_config_t *common, void *cfg, void **app_out, adi_error_t *err)
+{
+    (void)common;
+    const vault_cfg_t *c = cfg;
+    *app_out = NULL;
+    adi_kms_config_t kc = {c->kms_provider, c->kms_local_key, c->kms_local_key_file};
+    adi_kms_t *kms = NULL;
+    adi_err rc = adi_kms_new(&kc, &kms, err);
+    if (rc != ADI_OK)
+        return rc;
+    vault_app_t *app = adi_xcalloc(1, sizeof(*app));
+    app->kms = kms;
+    app->nslots = (size_t)c->dek_cache_size;
+    app->slots = app->nslots > 0 ? adi_xcalloc(app->nslots, sizeof(vault_dek_slot_t)) : NULL;
+    app->ttl_ms = c->dek_cache_ttl_s * 1000;
+    pthread_mutex_init(&app->mu, NULL);
+    *app_out = app;
+    return ADI_OK;
+}
+
+static void slot_wipe(vault_dek_slot_t *s)
+{
+    if (s->tenant[0] != '\0')
+        adi_secret_dispose(&s->key);
+    memset(s, 0, sizeof(*s));
+}
+
+void vault_fini(void *p)
+{
+    vault_app_t *app = p;
+    if (app == NULL)
+        return;
+    for (size_t i = 0; i < app->nslots; i++)
+        slot_wipe(&app->slots[i]);
+    free(app->slots);
+    pthread_mutex_destroy(&app->mu);
+    adi_kms_free(app->kms);
+    free(app);
+}
+
+/* ---- DEK cache -------------------------------------------------------------------------- */
+
+/* Copies the cached DEK of (tenant, version) into `key`; false when absent or expired. */
+static bool cache_get(vault_app_t *app, adi_str_t tenant, int version, adi_secret_t *key)
+{
+    bool found = false;
+    int64_t now = adi_now_ms();
+    pthread_mutex_lock(&app->mu);
+    for (size_t i = 0; i < app->nslots; i++) {
+        vault_dek_slot_t *s = &app->slots[i];
+        if (s->tenant[0] == '\0')
+            continue;
+        if (s->expires_ms <= now) {
+            slot_wipe(s);
+            continue;
+        }
+        if (s->version == version && adi_str_eq_c(tenant, s->tenant)) {
+            adi_secret_init(key, s->key.ptr, s->key.len);
+            s->used_ms = now;
+            found = true;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&app->mu);
+    return found;
+}
+
+/* Caches a copy of `key`, evicting (and wiping) the least recently used slot when full. */
+static void cache_put(vault_app_t *app, adi_str_t tenant, int version, const adi_secret_t *key)
+{
+    if (app->nslots == 0 || tenant.len >= sizeof(app->slots[0].tenant))
+        return;
+    int64_t now = adi_now_ms();
+    pthread_mutex_lock(&app->mu);
+    vault_dek_slot_t *victim = &app->slots[0];
+    for (size_t i = 0; i < app->nslots; i++) {
+        vault_dek_slot_t *s = &app->slots[i];
+        if (s->tenant[0] != '\0' && s->version == version && adi_str_eq_c(tenant, s->tenant)) {
+            victim = s; /* another worker cached it meanwhile: refresh it */
+            break;
+        }
+        if (s->tenant[0] == '\0' || s->expires_ms <= now) {
+            victim = s;
+            break;
+        }
+        if (s->used_ms < victim->used_ms)
+            victim = s;
+    }
+    slot_wipe(victim);
+    memcpy(victim->tenant, tenant.ptr, tenant.len);
+    victim->tenant[tenant.len] = '\0';
+    victim->version = version;
+    adi_secret_init(&victim->key, key->ptr, key->len);
+    victim->expires_ms = now + app->ttl_ms;
+    victim->used_ms = now;
+    pthread_mutex_unlock(&app->mu);
+}
+
+/* ---- data keys -------------------------------------------------------------------------- */
+
+/* Unwraps a stored DEK (through the cache). */
+static adi_err dek_unwrap(adi_ctx_t *ctx, adi_str_t tenant, int version, adi_str_t wrapped,
+                          adi_secret_t *key, adi_error_t *err)
+{
+    vault_app_t *app = ctx->app;
+    if (cache_get(app, tenant, version, key))
+        return ADI_OK;
+    adi_error_t inner;
+    adi_error_clear(&inner);
+    adi_err rc = adi_kms_unwrap(app->kms, tenant, wrapped, key, &inner);
+    if (rc == ADI_UNAVAILABLE || rc == ADI_TIMEOUT)
+        return adi_error_set(err, ADI_UNAVAILABLE, "The key service is unavailable.");
+    if (rc != ADI_OK) {
+        adi_log_write(&ctx->log, ADI_LOG_ERROR, "vault.dek_unwrap_failed", "version=%d", version);
+        return adi_error_set(err, ADI_INTERNAL, VAULT_MSG_DECRYPT);
+    }
+    cache_put(app, tenant, version, key);
+    return ADI_OK;
+}
+
+adi_err vault_dek_version(adi_ctx_t *ctx, adi_str_t tenant_id, int version, adi_secret_t *key,
+                          adi_error_t *err)
+{
+    vault_app_t *app = ctx->app;
+    if (cache_get(app, tenant_id, version, key))
+        return ADI_OK;
+    char vtext[16];
+    snprintf(vtext, sizeof(vtext), "%d", version);
+    adi_str_t p[2] = {tenant_id, adi_str_c(vtext)};
+    adi_db_res_t *res = NULL;
+    adi_err rc = adi_db_exec(ctx->db, ctx->pool,
+                             "SELECT wrapped_dek FROM vault.tenant_keys "
+                             "WHERE tenant_id = $1::uuid AND version = $2::int",
+                             2, p, &res, err);
+    if (rc != ADI_OK)
+        return rc;
+    if (adi_db_nrows(res) == 0)
+        return adi_error_set(err, ADI_INTERNAL, VAULT_MSG_DECRYPT);
+    return dek_unwrap(ctx, tenant_id, version, adi_db_get_bytea(res, 0, 0), key, err);
+}
+
+adi_err vault_dek_current(adi_ctx_t *ctx, adi_str_t tenant_id, bool create, adi_secret_t *key,
+                          int *version, adi_error_t *err)
+{
+    static const char sel[] = "SELECT version, wrapped_dek FROM vault.tenant_keys "
+                              "WHERE tenant_id = $1::uuid ORDER BY version DESC LIMIT 1";
+    vault_app_t *app = ctx->app;
+    adi_db_res_t *res = NULL;
+    adi_err rc = adi_db_exec(ctx->db, ctx->pool, sel, 1, &tenant_id, &res, err);
+    if (rc != ADI_OK)
+        return rc;
+    if (adi_db_nrows(res) == 0) {
+        if (!create)
+            return adi_error_set(err, ADI_NOT_FOUND, VAULT_MSG_NOT_FOUND);
+        unsigned char wrapped[ADI_KMS_WRAPPED_MAX];
+        size_t wlen = 0;
+        adi_secret_t fresh;
+        adi_error_t inner;
+        adi_error_clear(&inner);
+        rc = adi_kms_generate(app->kms, tenant_id, &fresh, wrapped, &wlen, &inner);
+        if (rc != ADI_OK)
+            return adi_error_set(err, ADI_UNAVAILABLE, "The key service is unavailable.");
+        adi_secret_dispose(&fresh); /* taken back from the table below: one winner per tenant */
+        adi_str_t p[3] = {
+            tenant_id, {(const char *)wrapped, wlen}, adi_str_c(adi_kms_key_id(app->kms))};
+        static const adi_db_type types[3] = {ADI_DB_TEXT, ADI_DB_BYTEA, ADI_DB_TEXT};
+        rc = adi_db_exec_typed(ctx->db, NULL,
+                               "INSERT INTO vault.tenant_keys (tenant_id, version, wrapped_dek, "
+                               "kms_key_id) VALUES ($1::uuid, 1, $2, $3) ON CONFLICT DO NOTHING",
+                               3, p, types, NULL, err);
+        if (rc != ADI_OK)
+            return rc;
+        rc = adi_db_exec(ctx->db, ctx->pool, sel, 1, &tenant_id, &res, err);
+        if (rc != ADI_OK)
+            return rc;
+        if (adi_db_nrows(res) == 0)
+            return adi_error_set(err, ADI_INTERNAL, VAULT_MSG_DECRYPT);
+    }
+    *version = atoi(adi_db_get(res, 0, 0).ptr);
+    return dek_unwrap(ctx, tenant_id, *version, adi_db_get_bytea(res, 0, 1), key, err);
+}
+
+/* ---- sealing ---------------------------------------------------------------------------- */
+
+/* tenant_id|credential_id|field, lower-case ids: the associated data of one token. */
+static size_t make_aad(char *out, size_t cap, adi_str_t tenant_id, adi_str_t cred_id,
+                       const char *field)
+{
+    int n = snprintf(out, cap, "%.*s|%.*s|%s", (int)tenant_id.len, tenant_id.ptr, (int)cred_id.len,
+                     cred_id.ptr, field);
+    size_t len = n < 0 ? 0 : (size_t)n < cap ? (size_t)n : cap - 1;
+    for (size_t i = 0; i < len; i++)
+        if (out[i] >= 'A' && out[i] <= 'F')
+            out[i] = (char)(out[i] - 'A' + 'a');
+    return len;
+}
+
+adi_err vault_seal(adi_pool_t *pool, const adi_secret_t *key, adi_str_t tenant_id,
+                   adi_str_t cred_id, const char *field, adi_str_t token, adi_str_t *box,
+                   adi_error_t *err)
+{
+    char aad[160];
+    size_t alen = make_aad(aad, sizeof(aad), tenant_id, cred_id, field);
+    size_t cap = token.len + ADI_AEAD_OVERHEAD;
+    unsigned char *out = adi_pool_alloc(pool, cap);
+    size_t n = 0;
+    adi_err rc = adi_aead_seal(key, aad, alen, token.ptr, token.len, out, cap, &n, err);
+    if (rc == ADI_OK)
+        *box = (adi_str_t){(const char *)out, n};
+    return rc;
+}
+
+adi_err vault_open(adi_pool_t *pool, const adi_secret_t *key, adi_str_t tenant_id,
+                   adi_str_t cred_id, const char *field, adi_str_t box, adi_str_t *token,
+                   adi_error_t *err)
+{
+    char aad[160];
+    size_t alen = make_aad(aad, sizeof(aad), tenant_id, cred_id, field);
+    size_t cap = box.len + 1;
+    unsigned char *out = adi_pool_alloc(pool, cap);
+    size_t n = 0;
+    adi_error_t inner;
+    adi_error_clear(&inner);
+    adi_err rc = adi_aead_open(key, aad, alen, (const unsigned char *)box.ptr, box.len, out, cap,
+                               &n, &inner);
+    if (rc != ADI_OK)
+        return adi_error_set(err, ADI_INTERNAL, VAULT_MSG_DECRYPT);
+    out[n] = '\0';
+    *token = (adi_str_t){(const char *)out, n};
+    return ADI_OK;
+}
+
+/* ---- misc ------------------------------------------------------------------------------- */
+
+bool vault_is_admin(const adi_principal *p)
+{
+    if (p == NULL)
+        return false;
+    if (p->superuser)
+        return true;
+    for (size_t i = 0; i < p->roles.n; i++)
+        if (adi_str_eq_c(p->roles.items[i], "ADMIN"))
+            return true;
+    return false;
+}
+
+adi_str_t vault_iso(adi_pool_t *pool, adi_str_t us)
+{
+    if (us.ptr == NULL)
+        return ADI_STR_NULL;
+    char iso[40];
+    size_t n = adi_time_iso(strtoll(us.ptr, NULL, 10), iso);
+    return adi_pool_strdup(pool, (adi_str_t){iso, n});
+}
+
+void vault_audit(adi_ctx_t *ctx, const char *action, adi_str_t cred_id, adi_str_t provider,
+                 adi_str_t account_id)
+{
+    const adi_principal *p = ctx->principal;
+    char id[37];
+    adi_uuid_v4(id);
+    vault_audit_meta meta;
+    memset(&meta, 0, sizeof(meta));
+    meta.provider = provider;
+    meta.account_id = account_id;
+    audit_event ev;
+    memset(&ev, 0, sizeof(ev));
+    ev.id = adi_str_c(id);
+    ev.tenant_id = p->tenant_id;
+    ev.user_id = p->user_id.len > 0 ? p->user_id : ADI_STR_NULL;
+    ev.user_email = p->email.ptr != NULL ? p->email : ADI_STR("");
+    ev.action = adi_str_c(action);
+    ev.resource_type = ADI_STR("platform_credential");
+    ev.resource_id = cred_id;
+    ev.metadata = adi_proto_encode_pool(&vault_audit_meta__desc, &meta, ctx->pool);
+    ev.created_at_us = adi_now_us();
+    adi_svc_publish(ctx, ADI_KEY_EV_AUDIT, &audit_event__desc, &ev);
+}
