@@ -25,6 +25,12 @@ static adi_err sign_one(adi_ctx_t *ctx, const auth_user_row_t *u, adi_jwt_type t
         return adi_error_set(err, ADI_INTERNAL, "Cannot build the token claims.");
     c->ver = u->token_version;
     c->is_superuser = u->is_superuser;
+    /* The e-mail rides in the token so the gateway's principal carries it to every service's
+       audit entries (API.md's audit `user: {id, email}`). */
+    if (u->email.len <= ADI_JWT_EMAIL_MAX) {
+        memcpy(c->email, u->email.ptr, u->email.len);
+        c->email[u->email.len] = '\0';
+    }
     char *buf = adi_pool_alloc(ctx->pool, ADI_JWT_TOKEN_MAX + 1);
     size_t n = 0;
     rc = adi_jwt_sign(app->jwt, c, buf, ADI_JWT_TOKEN_MAX + 1, &n, err);

@@ -76,6 +76,8 @@ void gw_principal_from_claims(const adi_jwt_claims_t *c, adi_principal *p,
     p->roles.n = n;
     p->roles.items = roles->items;
     p->superuser = c->is_superuser;
+    if (c->email[0] != '\0')
+        p->email = adi_str_c(c->email);
 }
 
 void gw_principal_scope(const adi_jwt_claims_t *c, char out[2 * ADI_JWT_UUID_LEN + 2])

@@ -138,6 +138,9 @@ class Credentials(unittest.TestCase):
         created = [e for e in actions() if e["action"] == "credential_created"][0]
         self.assertEqual(created["metadata"], {"provider": "META",
                                                "account_id": body["account_id"]})
+        # The actor is named with id and e-mail (the e-mail travels in the access token).
+        me = http("GET", "/api/me/", headers=self.a).json()["user"]
+        self.assertEqual(created["user"], {"id": me["id"], "email": me["email"]})
 
     def test_validation_and_duplicates(self):
         r = http("POST", BASE, {}, headers=self.a)

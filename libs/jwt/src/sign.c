@@ -49,6 +49,8 @@ static char *payload_json(const adi_jwt_claims_t *c)
         json_object_set_new(obj, "ver", json_integer((json_int_t)c->ver));
     if (c->is_superuser)
         json_object_set_new(obj, "is_superuser", json_true());
+    if (c->email[0] != '\0')
+        json_object_set_new(obj, "email", json_string(c->email));
     char *s = json_dumps(obj, JSON_COMPACT);
     json_decref(obj);
     return s;

@@ -206,6 +206,11 @@ static adi_jwt_reason check_claims(const adi_jwt_t *j, json_t *p, adi_jwt_type e
     if (su != NULL && !json_is_boolean(su))
         return refuse(why, ADI_JWT_R_BAD_CLAIM, "is_superuser");
     c->is_superuser = su != NULL && json_is_true(su);
+    if (json_object_get(p, "email") != NULL &&
+        str_claim(p, "email", c->email, ADI_JWT_EMAIL_MAX, why) != ADI_JWT_R_OK) {
+        c->email[0] = '\0';
+        return refuse(why, ADI_JWT_R_BAD_CLAIM, "email");
+    }
     /* As PyJWT: expired when exp <= now - leeway. */
     if (c->exp <= now_s - j->leeway_s)
         return refuse(why, ADI_JWT_R_EXPIRED, "exp");

@@ -332,12 +332,14 @@ static void test_version_and_superuser_claims(void **state)
     claims(&c, ADI_JWT_ACCESS);
     c.ver = 7;
     c.is_superuser = true;
+    snprintf(c.email, sizeof(c.email), "%s", "admin@example.com");
     char tok[ADI_JWT_TOKEN_MAX + 1];
     assert_int_equal(adi_jwt_sign(j, &c, tok, sizeof(tok), NULL, NULL), ADI_OK);
     assert_int_equal(adi_jwt_verify(j, adi_str_c(tok), ADI_JWT_ACCESS, NOW, &got, NULL, NULL),
                      ADI_OK);
     assert_int_equal(got.ver, 7);
     assert_true(got.is_superuser);
+    assert_string_equal(got.email, "admin@example.com");
     /* Absent claims mean version 0 and no superuser (tokens of other issuers). */
     claims(&c, ADI_JWT_ACCESS);
     assert_int_equal(adi_jwt_sign(j, &c, tok, sizeof(tok), NULL, NULL), ADI_OK);
@@ -345,6 +347,7 @@ static void test_version_and_superuser_claims(void **state)
                      ADI_OK);
     assert_int_equal(got.ver, 0);
     assert_false(got.is_superuser);
+    assert_string_equal(got.email, "");
     /* A wrongly typed claim is refused. */
     char *t =
         forge(HS_HEADER,

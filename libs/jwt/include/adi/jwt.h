@@ -27,6 +27,7 @@
 /** Most roles a token carries, and the longest role name in bytes ([A-Za-z0-9_]). */
 #define ADI_JWT_MAX_ROLES 8
 #define ADI_JWT_ROLE_MAX  16
+#define ADI_JWT_EMAIL_MAX 254
 /** Characters of a canonical UUID, and of a jti (uuid4().hex: 32 lower-case hex digits). */
 #define ADI_JWT_UUID_LEN 36
 #define ADI_JWT_JTI_LEN  32
@@ -97,6 +98,8 @@ typedef struct adi_jwt_claims {
     int64_t ver;       /* the user's token version ("ver", 0 when absent): tokens below the
                           version the gateway learnt from ev:auth are refused */
     bool is_superuser; /* "is_superuser" claim, written only when true, false when absent */
+    char email[ADI_JWT_EMAIL_MAX + 1]; /* "email" claim (the user's e-mail, for audit entries),
+                                          "" when absent */
 } adi_jwt_claims_t;
 
 /** How tokens are signed and checked. All pointers are borrowed for the adi_jwt_new call. */
