@@ -172,6 +172,18 @@ do_start() {
             adi_die "GET $url/api/health/ did not answer 200 within ${ADI_SUITE_TIMEOUT:-90}s (last: $code)"
         sleep 0.2
     done
+    # /api/health/ answering 200 means one gateway thread reached every service; each thread learns
+    # that a service's stream exists on its own poll. Wait until every thread sees every stream,
+    # so no test meets a 503 from a thread that has not looked yet.
+    local want=$(( ${GATEWAY_THREADS:-2} * ${#ADI_SERVICES[@]} )) up
+    while :; do
+        up=$(curl -s --max-time 2 "http://127.0.0.1:$gw_ops/metrics" |
+            grep -c '^adi_gateway_backend_stream_up{.*} 1$' || true)
+        ((up >= want)) && break
+        ((SECONDS < deadline)) ||
+            adi_die "the gateway threads did not all see the services' streams ($up of $want)"
+        sleep 0.1
+    done
 
     adi_env_put "$env" GATEWAY_URL "$url"
     adi_env_put "$env" JWT_SIGNING_KEY "$JWT_SIGNING_KEY"
