@@ -51,7 +51,9 @@ adi_err vault_init(const adi_svc_config_t *common, void *cfg, void **app_out, ad
     (void)common;
     const vault_cfg_t *c = cfg;
     *app_out = NULL;
-    adi_kms_config_t kc = {c->kms_provider, c->kms_local_key, c->kms_local_key_file};
+    adi_kms_config_t kc = {.provider = c->kms_provider,
+                           .local_key = c->kms_local_key,
+                           .local_key_file = c->kms_local_key_file};
     adi_kms_t *kms = NULL;
     adi_err rc = adi_kms_new(&kc, &kms, err);
     if (rc != ADI_OK)

@@ -110,7 +110,7 @@ static adi_err rotate_tenant(adi_ctx_t *ctx, adi_str_t tid, int64_t *ncreds, adi
     return rc;
 }
 
-static adi_err op_rotate(adi_ctx_t *ctx, const adi_empty *req, vault_rotate_rep *rep,
+static adi_err op_rotate(adi_ctx_t *ctx, const vault_keys_req *req, vault_rotate_rep *rep,
                          adi_error_t *err)
 {
     (void)req;
@@ -151,5 +151,5 @@ static adi_err op_rotate(adi_ctx_t *ctx, const adi_empty *req, vault_rotate_rep 
     return ADI_OK;
 }
 
-ADI_SVC_HANDLER_F(vault_rotate_row, adi_op_vault_rotate, adi_empty, vault_rotate_rep, op_rotate,
+ADI_SVC_HANDLER_F(vault_rotate_row, adi_op_vault_rotate, vault_keys_req, vault_rotate_rep, op_rotate,
                   ADI_SVC_NOTX);

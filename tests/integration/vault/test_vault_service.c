@@ -471,14 +471,14 @@ static void test_kms_local(void **state)
     adi_error_t err;
     adi_error_clear(&err);
     adi_kms_t *k = NULL;
-    adi_kms_config_t bad = {"aws", W.key_b64, NULL};
+    adi_kms_config_t bad = {.provider = "aws", .local_key = W.key_b64}; /* no KMS_KEY_ID */
     assert_int_equal(adi_kms_new(&bad, &k, &err), ADI_INVALID);
-    adi_kms_config_t none = {"local", "", ""};
+    adi_kms_config_t none = {.provider = "local", .local_key = "", .local_key_file = ""};
     assert_int_equal(adi_kms_new(&none, &k, &err), ADI_INVALID);
-    adi_kms_config_t shortk = {"local", "AAAA", NULL};
+    adi_kms_config_t shortk = {.provider = "local", .local_key = "AAAA"};
     assert_int_equal(adi_kms_new(&shortk, &k, &err), ADI_INVALID);
     assert_null(strstr(err.message, "AAAA"));
-    adi_kms_config_t good = {"local", W.key_b64, NULL};
+    adi_kms_config_t good = {.provider = "local", .local_key = W.key_b64};
     assert_int_equal(adi_kms_new(&good, &k, &err), ADI_OK);
     adi_secret_t dek, back;
     unsigned char wrapped[ADI_KMS_WRAPPED_MAX];
