@@ -43,13 +43,13 @@ typedef adi_err (*tr_task_fn)(tr_task_ctx_t *ctx, const void *args, adi_error_t 
 
 /** One row of the task table. */
 typedef struct tr_task_def {
-    const char *name;              /* task name, e.g. "send_invitation_email" */
-    const adi_msg_desc_t *args;    /* descriptor args are decoded and checked with, or NULL */
-    size_t args_size;              /* sizeof the args struct (0 when args is NULL) */
-    tr_task_fn fn;                 /* the task */
-    int max_attempts;              /* default when the task_msg says 0 (>= 1) */
-    int time_limit_ms;             /* default when the task_msg says 0 */
-    const char *default_queue;     /* queue it is enqueued on by default, e.g. "default" */
+    const char *name;           /* task name, e.g. "send_invitation_email" */
+    const adi_msg_desc_t *args; /* descriptor args are decoded and checked with, or NULL */
+    size_t args_size;           /* sizeof the args struct (0 when args is NULL) */
+    tr_task_fn fn;              /* the task */
+    int max_attempts;           /* default when the task_msg says 0 (>= 1) */
+    int time_limit_ms;          /* default when the task_msg says 0 */
+    const char *default_queue;  /* queue it is enqueued on by default, e.g. "default" */
 } tr_task_def_t;
 
 /** Defines the task row `row` for function `fn` taking args message `args_t` (adi_empty: none). */
@@ -58,8 +58,8 @@ typedef struct tr_task_def {
     {                                                                                              \
         return fn_(ctx, (const args_t *)args, err);                                                \
     }                                                                                              \
-    const tr_task_def_t row = {(name_),  &args_t##__desc, sizeof(args_t), row##_thunk_,            \
-                               (attempts), (limit_ms),     "default"}
+    const tr_task_def_t row = {(name_),    &args_t##__desc, sizeof(args_t), row##_thunk_,          \
+                               (attempts), (limit_ms),      "default"}
 
 /** Every task the runner knows (NULL-terminated), defined in tasks/. */
 extern const tr_task_def_t *const tr_tasks[];

@@ -53,20 +53,22 @@ typedef struct adi_kms_config {
     const char *local_key_file; /* KMS_LOCAL_KEY_FILE: a file holding that base64, or NULL/"" */
     const char *local_previous_keys; /* KMS_LOCAL_PREVIOUS_KEYS: comma list of base64 keys */
     /* aws */
-    const char *key_id;                  /* KMS_KEY_ID: key id, ARN or alias (required) */
-    const char *region;                  /* AWS_REGION (required) */
-    const char *endpoint;                /* KMS_ENDPOINT: default https://kms.<region>.amazonaws.com */
-    const char *sts_endpoint;            /* AWS_STS_ENDPOINT: default https://sts.<region>.amazonaws.com */
-    const char *imds_endpoint;           /* AWS_EC2_METADATA_SERVICE_ENDPOINT: default http://169.254.169.254 */
-    bool imds_disabled;                  /* AWS_EC2_METADATA_DISABLED */
-    const char *access_key_id;           /* AWS_ACCESS_KEY_ID */
-    const char *secret_access_key;       /* AWS_SECRET_ACCESS_KEY (secret) */
-    const char *session_token;           /* AWS_SESSION_TOKEN (secret) */
-    const char *profile;                 /* AWS_PROFILE: default "default" */
-    const char *shared_credentials_file; /* AWS_SHARED_CREDENTIALS_FILE: default $HOME/.aws/credentials */
+    const char *key_id;       /* KMS_KEY_ID: key id, ARN or alias (required) */
+    const char *region;       /* AWS_REGION (required) */
+    const char *endpoint;     /* KMS_ENDPOINT (default https://kms.<region>.amazonaws.com) */
+    const char *sts_endpoint; /* AWS_STS_ENDPOINT (default https://sts.<region>.amazonaws.com) */
+    /* AWS_EC2_METADATA_SERVICE_ENDPOINT (default http://169.254.169.254) */
+    const char *imds_endpoint;
+    bool imds_disabled;            /* AWS_EC2_METADATA_DISABLED */
+    const char *access_key_id;     /* AWS_ACCESS_KEY_ID */
+    const char *secret_access_key; /* AWS_SECRET_ACCESS_KEY (secret) */
+    const char *session_token;     /* AWS_SESSION_TOKEN (secret) */
+    const char *profile;           /* AWS_PROFILE (default "default") */
+    /* AWS_SHARED_CREDENTIALS_FILE (default $HOME/.aws/credentials) */
+    const char *shared_credentials_file;
     const char *role_arn;                /* AWS_ROLE_ARN */
     const char *web_identity_token_file; /* AWS_WEB_IDENTITY_TOKEN_FILE */
-    const char *role_session_name;       /* AWS_ROLE_SESSION_NAME: default "adi-vault-<pid>" */
+    const char *role_session_name;       /* AWS_ROLE_SESSION_NAME (default "adi-vault-<pid>") */
     int timeout_ms;                      /* KMS_TIMEOUT_MS: per HTTP attempt (0 = 5000) */
     int max_attempts;                    /* KMS_MAX_ATTEMPTS: attempts per operation (0 = 4) */
     int retry_base_ms;                   /* KMS_RETRY_BASE_MS: first backoff ceiling (0 = 50) */
