@@ -84,6 +84,9 @@ struct gw_req {
     char idem_fp[65];                   /* request fingerprint */
     adi_buf_t idem_running;             /* our "running" value (identifies the owner) */
     adi_str_t idem_hdr;                 /* the Idempotency-Key (h2o pool memory), for later */
+    int held_status;                    /* response held until the idempotency settle is acked */
+    h2o_iovec_t held_body;              /* its body (h2o pool memory) */
+    const char **held_extra;            /* its extra header pairs (h2o pool memory), or NULL */
     char client_ip[GW_CLIENT_IP_MAX];   /* peer address as text, "" when unknown */
     bool authed;                        /* `claims` hold a verified access token */
     adi_jwt_claims_t claims;            /* the caller's verified claims (when authed) */

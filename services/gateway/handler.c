@@ -90,10 +90,16 @@ void gw_req_drop_calls(gw_req_t *r)
 }
 
 /* Releases or stores the Idempotency-Key lock we hold (no reference: nothing to call back). */
-static void idem_settle(gw_req_t *r, int status, adi_str_t body)
+/*
+ * Stores the request's outcome under its Idempotency-Key (or releases the lock when the outcome is
+ * not storable). With `cb`, the EVAL's answer (or the connection's failure) is handed to `cb`, and
+ * true means it will be; false means nothing was sent.
+ */
+static bool idem_settle_cb(gw_req_t *r, int status, adi_str_t body,
+                           void (*cb)(gw_req_t *r, void *reply))
 {
     if (!r->idem)
-        return;
+        return false;
     r->idem = false;
     adi_buf_t done;
     adi_buf_init(&done);
@@ -105,9 +111,16 @@ static void idem_settle(gw_req_t *r, int status, adi_str_t body)
                          {done.data ? done.data : "", done.len},
                          adi_str_c(ttl)};
     const char *const keys[1] = {r->idem_key};
-    if (!gw_bus_eval(r->t, gw_idem_settle_lua, keys, 1, args, 3, NULL, NULL))
+    bool sent = gw_bus_eval(r->t, gw_idem_settle_lua, keys, 1, args, 3, cb, cb ? r : NULL);
+    if (!sent)
         ADI_LOG(NULL, ADI_LOG_WARN, "gw.idem_settle_failed", "request_id=%s", r->request_id);
     adi_buf_dispose(&done);
+    return sent;
+}
+
+static void idem_settle(gw_req_t *r, int status, adi_str_t body)
+{
+    (void)idem_settle_cb(r, status, body, NULL);
 }
 
 /* Counts a login outcome (adi_gateway_login_attempts_total). */
@@ -223,18 +236,11 @@ static void add_header(h2o_req_t *req, const char *name, const char *value)
                           strlen(value));
 }
 
-void gw_respond(gw_req_t *r, int status, const char *body, size_t len, const char *const *extra)
+/* Sends the response now (the request is live). */
+static void send_response(gw_req_t *r, int status, const char *body, size_t len,
+                          const char *const *extra)
 {
-    if (r->responded)
-        return;
-    r->responded = true;
-    gw_req_disarm_timer(r);
-    gw_req_drop_calls(r);
-    idem_settle(r, status, (adi_str_t){body, len});
-    login_settle(r);
     h2o_req_t *req = r->req;
-    if (ADI_NEVER(req == NULL))
-        return;
     req->res.status = status;
     req->res.reason = gw_reason(status);
     bool empty = status == 204 || status == 304;
@@ -254,6 +260,52 @@ void gw_respond(gw_req_t *r, int status, const char *body, size_t len, const cha
     req->res.content_length = empty ? SIZE_MAX : len; /* no Content-Length on 204 (RFC 9110) */
     log_request(r, status);
     h2o_send_inline(req, empty ? "" : body, empty ? 0 : len);
+}
+
+/* The settle EVAL of a held response was answered (or its connection failed): send it now. */
+static void on_idem_settled(gw_req_t *r, void *reply)
+{
+    if (reply == NULL)
+        ADI_LOG(NULL, ADI_LOG_WARN, "gw.idem_settle_failed", "request_id=%s", r->request_id);
+    if (r->req == NULL) {
+        log_request(r, 499); /* the client left while the outcome was being stored */
+        return;
+    }
+    send_response(r, r->held_status, r->held_body.base, r->held_body.len,
+                  (const char *const *)r->held_extra);
+}
+
+void gw_respond(gw_req_t *r, int status, const char *body, size_t len, const char *const *extra)
+{
+    if (r->responded)
+        return;
+    r->responded = true;
+    gw_req_disarm_timer(r);
+    gw_req_drop_calls(r);
+    login_settle(r);
+    h2o_req_t *req = r->req;
+    if (ADI_NEVER(req == NULL))
+        return;
+    if (r->idem) {
+        /* Answer only once the outcome is stored under the Idempotency-Key, so that a retry the
+           client sends right after this answer is replayed rather than refused as in progress.
+           The response is copied into the request's pool meanwhile. */
+        r->held_status = status;
+        r->held_body = h2o_strdup(&req->pool, body != NULL ? body : "", body != NULL ? len : 0);
+        size_t n = 0;
+        while (extra != NULL && extra[n] != NULL && extra[n + 1] != NULL)
+            n += 2;
+        r->held_extra = NULL;
+        if (n > 0) {
+            r->held_extra = h2o_mem_alloc_pool(&req->pool, (n + 1) * sizeof(char *));
+            for (size_t i = 0; i < n; i++)
+                r->held_extra[i] = h2o_strdup(&req->pool, extra[i], SIZE_MAX).base;
+            r->held_extra[n] = NULL;
+        }
+        if (idem_settle_cb(r, status, (adi_str_t){body, len}, on_idem_settled))
+            return;
+    }
+    send_response(r, status, body, len, extra);
 }
 
 void gw_respond_error(gw_req_t *r, int status, const char *code, const char *msg)
