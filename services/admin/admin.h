@@ -15,7 +15,7 @@ typedef struct admin_cfg {
     const char *database_url;    /* DATABASE_URL: an admin role (creates schemas and roles) */
     const char *migrations_dir;  /* MIGRATIONS_DIR: holds <service>/migrations/NNN_name.sql */
     const char *log_level;       /* LOG_LEVEL */
-    const char *redis_url;       /* REDIS_URL: where deactivate-user publishes ev:auth */
+    const char *redis_url;       /* REDIS_URL: ev:auth (deactivate-user), the vault (keys) */
     int64_t password_iterations; /* PASSWORD_ITERATIONS: PBKDF2 cost of the hashes it makes */
 } admin_cfg_t;
 
@@ -74,5 +74,46 @@ int admin_deactivate_user(const admin_cfg_t *cfg, int argc, char **argv);
  * --dry-run prints what it would apply and changes nothing.
  */
 int admin_enable_rls(const admin_cfg_t *cfg, int argc, char **argv);
+
+/**
+ * `rotate-keys [--tenant ID]` (keys.c): through the vault over the bus (REDIS_URL, as the
+ * service "admin"): lists the tenants with a data key (vault.key_tenants), then rotates each one
+ * (vault.rotate: a new data key, every credential re-encrypted, old versions deleted), printing
+ * "[i/n] <tenant>: rotated, N credentials" or "[i/n] <tenant>: FAILED (kept its old key)" and a
+ * summary. Exit 0 when every tenant rotated, 1 when any failed or the vault did not answer, 2 for
+ * usage errors.
+ */
+int admin_rotate_keys(const admin_cfg_t *cfg, int argc, char **argv);
+
+/**
+ * `rewrap-keys [--tenant ID]` (keys.c): as rotate-keys, with vault.rewrap: every wrapped data key
+ * re-wrapped under the current KMS key ("[i/n] <tenant>: rewrapped, N keys"), credentials
+ * untouched. Exit codes as rotate-keys.
+ */
+int admin_rewrap_keys(const admin_cfg_t *cfg, int argc, char **argv);
+
+/**
+ * `enqueue <task> [--queue Q] [--tenant ID] [--args JSON] [--delay-ms N] [--unique]
+ * [--max-attempts N] [--time-limit-ms N]` (tasks.c): enqueues a task on tasks:<Q> (default
+ * "default") with libs/tasks and prints its id. --args is a JSON object. Exit 2 for bad input, 1
+ * when Redis fails or (--unique) a copy is already queued or running (its id on stderr).
+ */
+int admin_enqueue(const admin_cfg_t *cfg, int argc, char **argv);
+
+/**
+ * `task-status <id>` (tasks.c): prints the task's state as one JSON object (state, name, queue,
+ * tenant_id, attempt, max_attempts, result, error, worker, times, expires_in_s). Exit 1 when the
+ * task is unknown or its state expired.
+ */
+int admin_task_status(const admin_cfg_t *cfg, int argc, char **argv);
+
+/** `queues` (tasks.c): every task queue with its waiting, running, delayed and dead counts. */
+int admin_queues(const admin_cfg_t *cfg, int argc, char **argv);
+
+/**
+ * `requeue-dead <queue> [--max N]` (tasks.c): moves up to N (default 1000) dead letters back onto
+ * the queue with their attempts reset, printing how many; undecodable ones are left.
+ */
+int admin_requeue_dead(const admin_cfg_t *cfg, int argc, char **argv);
 
 #endif

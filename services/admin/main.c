@@ -39,6 +39,23 @@ static const admin_cmd_t commands[] = {
     {"enable-rls", "[--dry-run]",
      "enable and force row-level security with the tenant policy on every tenant-scoped table",
      admin_enable_rls, true},
+    {"rotate-keys", "[--tenant ID]",
+     "give every tenant (or one) a new data key through the vault; old keys are deleted",
+     admin_rotate_keys, true},
+    {"rewrap-keys", "[--tenant ID]",
+     "re-wrap every tenant's (or one's) data keys under the current KMS key through the vault",
+     admin_rewrap_keys, true},
+    {"enqueue",
+     "<task> [--queue Q] [--tenant ID] [--args JSON] [--delay-ms N] [--unique] "
+     "[--max-attempts N] [--time-limit-ms N]",
+     "enqueue a background task (REDIS_URL); prints its id", admin_enqueue, true},
+    {"task-status", "<id>", "print a task's state, result or error as JSON", admin_task_status,
+     true},
+    {"queues", "", "list the task queues with waiting, running, delayed and dead-letter counts",
+     admin_queues, true},
+    {"requeue-dead", "<queue> [--max N]",
+     "put a queue's dead letters (oldest first, at most N, 1000) back on it with fresh attempts",
+     admin_requeue_dead, true},
     {"help", "", "show this text", cmd_help, false},
 };
 
@@ -51,7 +68,7 @@ static const adi_cfg_row_t rows[] = {
     ADI_CFG(admin_cfg_t, log_level, "LOG_LEVEL", STR, "info", 0, 0, 0,
             "debug, info, warn or error"),
     ADI_CFG(admin_cfg_t, redis_url, "REDIS_URL", STR, "redis://127.0.0.1:6379", ADI_CFG_SECRET, 0,
-            0, "Redis URL; deactivate-user publishes the revocation on ev:auth there"),
+            0, "Redis URL: ev:auth for deactivate-user, the vault for rotate-keys and rewrap-keys"),
     ADI_CFG(admin_cfg_t, password_iterations, "PASSWORD_ITERATIONS", INT, "720000", 0, 1, 10000000,
             "PBKDF2 iterations of the password hashes create-user and createsuperuser make"),
 };

@@ -1,26 +1,35 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * adi-task-runner: the task-runner service (background tasks and schedules). It answers the
- * operations of its stream svc:{task-runner}:req, owns the Postgres schema "tasks" and runs on
- * libs/svc, which brings configuration, logging, the ops port, the worker threads and SIGTERM
- * draining. This file only declares the service; handlers live under ops/ and are listed in the
- * table below.
+ * adi-task-runner: the task-runner service (background tasks and schedules). It runs on libs/svc,
+ * which brings configuration, logging, the ops port, the request workers (sys.health on
+ * svc:{task-runner}:req) and SIGTERM draining, and owns the Postgres schema "tasks". Its real work
+ * is the queue runtime (runtime.c: task workers on tasks:<queue> streams, the table tr_tasks of
+ * tasks/) and the scheduler (scheduler.c), tied to the service's life by the hooks in
+ * task_runner.c.
  */
-#include "adi/svc.h"
+#include "task_runner.h"
 
 /* Operations answered here (sys.health is answered by libs/svc for every service). */
 static const adi_svc_handler_t *const handlers[] = {
     NULL,
 };
 
-static const adi_svc_def_t task_runner_def = {
-    .name = "task-runner",
-    .schema = "tasks",
-    .ops_port = 9104,
-    .handlers = handlers,
-};
-
 int main(int argc, char **argv)
 {
-    return adi_svc_run(&task_runner_def, argc, argv);
+    static tr_cfg_t cfg;
+    tr_cfg_defaults(&cfg);
+    const adi_svc_def_t def = {
+        .name = "task-runner",
+        .schema = "tasks",
+        .ops_port = 9104,
+        .handlers = handlers,
+        .cfg_rows = tr_cfg_rows,
+        .ncfg_rows = tr_ncfg_rows,
+        .cfg = &cfg,
+        .init = tr_init,
+        .fini = tr_fini,
+        .start = tr_start,
+        .stop = tr_stop,
+    };
+    return adi_svc_run(&def, argc, argv);
 }

@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The tenant service's declaration and the helpers its handlers share (see tenant.h): the
- * handler table (signup, tenants list/get, invitations, accept-invite, audit-log list), the audit
- * consumer of ev:audit, principal checks, the transaction's tenant scope, times in TIME_ZONE,
- * audit events, invitation tokens and the signup's tenant id.
+ * handler table (signup, tenants list/get, invitations, accept-invite, audit-log list, the facts
+ * of an invitation mail), the audit consumer of ev:audit, principal checks, the transaction's
+ * tenant scope, times in TIME_ZONE, audit events, invitation tokens and the signup's tenant id.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +22,7 @@ static const adi_svc_handler_t *const handlers[] = {
     &tenant_invite_row,
     &tenant_accept_invite_row,
     &tenant_audit_list_row,
+    &tenant_invitation_mail_row,
     NULL,
 };
 

@@ -46,6 +46,7 @@ ADI_SVC_HANDLER_DECL(tenant_get_row);
 ADI_SVC_HANDLER_DECL(tenant_invite_row);
 ADI_SVC_HANDLER_DECL(tenant_accept_invite_row);
 ADI_SVC_HANDLER_DECL(tenant_audit_list_row);
+ADI_SVC_HANDLER_DECL(tenant_invitation_mail_row); /* ops/invitation_mail.c */
 ADI_SVC_CONSUMER_DECL(tenant_audit_consumer);
 
 /** True when the principal may administer its tenant: role ADMIN, or a superuser. */

@@ -4,6 +4,7 @@
  * the bounded, expiring cache of unwrapped DEKs (wiped on eviction and at shutdown), per-tenant
  * DEKs made on first use, sealing and opening tokens, times and audit events.
  */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,11 +20,48 @@
     ADI_CFG(vault_cfg_t, field, env, type, def, flags, min, max, help)
 
 const adi_cfg_row_t vault_cfg_rows[] = {
-    CFG(kms_provider, "KMS_PROVIDER", STR, "local", 0, 0, 0, "KMS provider: local"),
+    CFG(kms_provider, "KMS_PROVIDER", STR, "local", 0, 0, 0, "KMS provider: local or aws"),
     CFG(kms_local_key, "KMS_LOCAL_KEY", STR, "", ADI_CFG_SECRET, 0, 0,
         "local provider: base64 of the 32-byte master key"),
     CFG(kms_local_key_file, "KMS_LOCAL_KEY_FILE", STR, "", 0, 0, 0,
         "local provider: file holding the base64 master key (when KMS_LOCAL_KEY is unset)"),
+    CFG(kms_local_previous, "KMS_LOCAL_PREVIOUS_KEYS", STR, "", ADI_CFG_SECRET, 0, 0,
+        "local provider: comma list of former base64 master keys that still unwrap (until "
+        "`adi-admin rewrap-keys` has run)"),
+    CFG(kms_key_id, "KMS_KEY_ID", STR, "", 0, 0, 0,
+        "aws provider: KMS key id, ARN or alias new data keys are wrapped under (required)"),
+    CFG(aws_region, "AWS_REGION", STR, "", 0, 0, 0, "aws provider: region (required)"),
+    CFG(kms_endpoint, "KMS_ENDPOINT", STR, "", 0, 0, 0,
+        "aws provider: KMS endpoint URL (default `https://kms.<region>.amazonaws.com`)"),
+    CFG(sts_endpoint, "AWS_STS_ENDPOINT", STR, "", 0, 0, 0,
+        "aws provider: STS endpoint URL for web identity (default "
+        "`https://sts.<region>.amazonaws.com`)"),
+    CFG(imds_endpoint, "AWS_EC2_METADATA_SERVICE_ENDPOINT", STR, "", 0, 0, 0,
+        "aws provider: instance metadata endpoint (default `http://169.254.169.254`)"),
+    CFG(imds_disabled, "AWS_EC2_METADATA_DISABLED", BOOL, "false", 0, 0, 0,
+        "aws provider: never ask the instance metadata service for credentials"),
+    CFG(aws_access_key_id, "AWS_ACCESS_KEY_ID", STR, "", 0, 0, 0,
+        "aws provider: access key id (with AWS_SECRET_ACCESS_KEY; else the credential chain)"),
+    CFG(aws_secret_key, "AWS_SECRET_ACCESS_KEY", STR, "", ADI_CFG_SECRET, 0, 0,
+        "aws provider: secret access key"),
+    CFG(aws_session_token, "AWS_SESSION_TOKEN", STR, "", ADI_CFG_SECRET, 0, 0,
+        "aws provider: session token of temporary credentials"),
+    CFG(aws_profile, "AWS_PROFILE", STR, "", 0, 0, 0,
+        "aws provider: profile of the shared credentials file (default `default`)"),
+    CFG(aws_shared_creds, "AWS_SHARED_CREDENTIALS_FILE", STR, "", 0, 0, 0,
+        "aws provider: shared credentials file (default `~/.aws/credentials`)"),
+    CFG(aws_role_arn, "AWS_ROLE_ARN", STR, "", 0, 0, 0,
+        "aws provider: role assumed with web identity (EKS), with AWS_WEB_IDENTITY_TOKEN_FILE"),
+    CFG(aws_web_token_file, "AWS_WEB_IDENTITY_TOKEN_FILE", STR, "", 0, 0, 0,
+        "aws provider: file holding the web identity token"),
+    CFG(aws_session_name, "AWS_ROLE_SESSION_NAME", STR, "", 0, 0, 0,
+        "aws provider: session name of the assumed role (default `adi-vault-<pid>`)"),
+    CFG(kms_timeout_ms, "KMS_TIMEOUT_MS", INT, "5000", 0, 100, 600000,
+        "aws provider: timeout of one HTTP attempt, milliseconds"),
+    CFG(kms_max_attempts, "KMS_MAX_ATTEMPTS", INT, "4", 0, 1, 20,
+        "aws provider: attempts per KMS operation (throttling, 5xx and transport errors retried)"),
+    CFG(kms_retry_base_ms, "KMS_RETRY_BASE_MS", INT, "50", 0, 1, 60000,
+        "aws provider: first backoff ceiling in milliseconds (doubles per retry, full jitter)"),
     CFG(dek_cache_ttl_s, "DEK_CACHE_TTL_S", INT, "300", 0, 1, 86400,
         "seconds an unwrapped data key stays cached"),
     CFG(dek_cache_size, "DEK_CACHE_SIZE", INT, "1024", 0, 0, 1000000,
@@ -32,8 +70,9 @@ const adi_cfg_row_t vault_cfg_rows[] = {
 const size_t vault_ncfg_rows = sizeof(vault_cfg_rows) / sizeof(vault_cfg_rows[0]);
 
 const adi_svc_handler_t *const vault_handlers[] = {
-    &vault_list_row,   &vault_get_row,     &vault_create_row, &vault_put_row, &vault_patch_row,
-    &vault_delete_row, &vault_decrypt_row, &vault_rotate_row, NULL,
+    &vault_list_row,   &vault_get_row,    &vault_create_row,      &vault_put_row,
+    &vault_patch_row,  &vault_delete_row, &vault_decrypt_row,     &vault_decrypt_provider_row,
+    &vault_rotate_row, &vault_rewrap_row, &vault_key_tenants_row, NULL,
 };
 
 void vault_cfg_defaults(vault_cfg_t *cfg)
@@ -42,6 +81,23 @@ void vault_cfg_defaults(vault_cfg_t *cfg)
     cfg->kms_provider = "local";
     cfg->kms_local_key = "";
     cfg->kms_local_key_file = "";
+    cfg->kms_local_previous = "";
+    cfg->kms_key_id = "";
+    cfg->aws_region = "";
+    cfg->kms_endpoint = "";
+    cfg->sts_endpoint = "";
+    cfg->imds_endpoint = "";
+    cfg->aws_access_key_id = "";
+    cfg->aws_secret_key = "";
+    cfg->aws_session_token = "";
+    cfg->aws_profile = "";
+    cfg->aws_shared_creds = "";
+    cfg->aws_role_arn = "";
+    cfg->aws_web_token_file = "";
+    cfg->aws_session_name = "";
+    cfg->kms_timeout_ms = 5000;
+    cfg->kms_max_attempts = 4;
+    cfg->kms_retry_base_ms = 50;
     cfg->dek_cache_ttl_s = 300;
     cfg->dek_cache_size = 1024;
 }
@@ -51,9 +107,29 @@ adi_err vault_init(const adi_svc_config_t *common, void *cfg, void **app_out, ad
     (void)common;
     const vault_cfg_t *c = cfg;
     *app_out = NULL;
-    adi_kms_config_t kc = {.provider = c->kms_provider,
-                           .local_key = c->kms_local_key,
-                           .local_key_file = c->kms_local_key_file};
+    adi_kms_config_t kc = {
+        .provider = c->kms_provider,
+        .local_key = c->kms_local_key,
+        .local_key_file = c->kms_local_key_file,
+        .local_previous_keys = c->kms_local_previous,
+        .key_id = c->kms_key_id,
+        .region = c->aws_region,
+        .endpoint = c->kms_endpoint,
+        .sts_endpoint = c->sts_endpoint,
+        .imds_endpoint = c->imds_endpoint,
+        .imds_disabled = c->imds_disabled,
+        .access_key_id = c->aws_access_key_id,
+        .secret_access_key = c->aws_secret_key,
+        .session_token = c->aws_session_token,
+        .profile = c->aws_profile,
+        .shared_credentials_file = c->aws_shared_creds,
+        .role_arn = c->aws_role_arn,
+        .web_identity_token_file = c->aws_web_token_file,
+        .role_session_name = c->aws_session_name,
+        .timeout_ms = (int)c->kms_timeout_ms,
+        .max_attempts = (int)c->kms_max_attempts,
+        .retry_base_ms = (int)c->kms_retry_base_ms,
+    };
     adi_kms_t *kms = NULL;
     adi_err rc = adi_kms_new(&kc, &kms, err);
     if (rc != ADI_OK)
@@ -146,6 +222,17 @@ static void cache_put(vault_app_t *app, adi_str_t tenant, int version, const adi
     pthread_mutex_unlock(&app->mu);
 }
 
+void vault_cache_forget(vault_app_t *app, adi_str_t tenant, int below)
+{
+    pthread_mutex_lock(&app->mu);
+    for (size_t i = 0; i < app->nslots; i++) {
+        vault_dek_slot_t *s = &app->slots[i];
+        if (s->tenant[0] != '\0' && s->version < below && adi_str_eq_c(tenant, s->tenant))
+            slot_wipe(s);
+    }
+    pthread_mutex_unlock(&app->mu);
+}
+
 /* ---- data keys -------------------------------------------------------------------------- */
 
 /* Unwraps a stored DEK (through the cache). */
@@ -158,8 +245,11 @@ static adi_err dek_unwrap(adi_ctx_t *ctx, adi_str_t tenant, int version, adi_str
     adi_error_t inner;
     adi_error_clear(&inner);
     adi_err rc = adi_kms_unwrap(app->kms, tenant, wrapped, key, &inner);
-    if (rc == ADI_UNAVAILABLE || rc == ADI_TIMEOUT)
-        return adi_error_set(err, ADI_UNAVAILABLE, "The key service is unavailable.");
+    if (rc == ADI_UNAVAILABLE || rc == ADI_TIMEOUT) {
+        adi_log_write(&ctx->log, ADI_LOG_ERROR, "vault.kms_failed", "unwrap version=%d: %s",
+                      version, adi_err_name(rc));
+        return adi_error_set(err, ADI_UNAVAILABLE, VAULT_MSG_KMS_DOWN);
+    }
     if (rc != ADI_OK) {
         adi_log_write(&ctx->log, ADI_LOG_ERROR, "vault.dek_unwrap_failed", "version=%d", version);
         return adi_error_set(err, ADI_INTERNAL, VAULT_MSG_DECRYPT);
@@ -193,7 +283,8 @@ adi_err vault_dek_current(adi_ctx_t *ctx, adi_str_t tenant_id, bool create, adi_
                           int *version, adi_error_t *err)
 {
     static const char sel[] = "SELECT version, wrapped_dek FROM vault.tenant_keys "
-                              "WHERE tenant_id = $1::uuid ORDER BY version DESC LIMIT 1";
+                              "WHERE tenant_id = $1::uuid ORDER BY version DESC LIMIT 1 "
+                              "FOR KEY SHARE";
     vault_app_t *app = ctx->app;
     adi_db_res_t *res = NULL;
     adi_err rc = adi_db_exec(ctx->db, ctx->pool, sel, 1, &tenant_id, &res, err);
@@ -208,15 +299,20 @@ adi_err vault_dek_current(adi_ctx_t *ctx, adi_str_t tenant_id, bool create, adi_
         adi_error_t inner;
         adi_error_clear(&inner);
         rc = adi_kms_generate(app->kms, tenant_id, &fresh, wrapped, &wlen, &inner);
-        if (rc != ADI_OK)
-            return adi_error_set(err, ADI_UNAVAILABLE, "The key service is unavailable.");
+        if (rc != ADI_OK) {
+            adi_log_write(&ctx->log, ADI_LOG_ERROR, "vault.kms_failed", "generate: %s",
+                          adi_err_name(rc));
+            return adi_error_set(err, ADI_UNAVAILABLE, VAULT_MSG_KMS_DOWN);
+        }
         adi_secret_dispose(&fresh); /* taken back from the table below: one winner per tenant */
         adi_str_t p[3] = {
             tenant_id, {(const char *)wrapped, wlen}, adi_str_c(adi_kms_key_id(app->kms))};
         static const adi_db_type types[3] = {ADI_DB_TEXT, ADI_DB_BYTEA, ADI_DB_TEXT};
         rc = adi_db_exec_typed(ctx->db, NULL,
                                "INSERT INTO vault.tenant_keys (tenant_id, version, wrapped_dek, "
-                               "kms_key_id) VALUES ($1::uuid, 1, $2, $3) ON CONFLICT DO NOTHING",
+                               "kms_key_id) SELECT $1::uuid, 1, $2, $3 WHERE NOT EXISTS "
+                               "(SELECT 1 FROM vault.tenant_keys WHERE tenant_id = $1::uuid) "
+                               "ON CONFLICT DO NOTHING",
                                3, p, types, NULL, err);
         if (rc != ADI_OK)
             return rc;
@@ -280,7 +376,43 @@ adi_err vault_open(adi_pool_t *pool, const adi_secret_t *key, adi_str_t tenant_i
     return ADI_OK;
 }
 
+/* ---- tenants of the key operations ------------------------------------------------------- */
+
+adi_err vault_key_tenants(adi_ctx_t *ctx, adi_str_t only, adi_strlist_t *tenants, adi_error_t *err)
+{
+    tenants->items = NULL;
+    tenants->n = 0;
+    bool one = only.ptr != NULL && only.len > 0;
+    if (one && !adi_uuid_valid(only))
+        return adi_error_field(err, "tenant_id", "Must be a valid UUID.");
+    if (ctx->db == NULL)
+        return adi_error_set(err, ADI_UNAVAILABLE, "The database is unavailable.");
+    adi_db_res_t *res = NULL;
+    adi_err rc = one ? adi_db_exec(ctx->db, ctx->pool,
+                                   "SELECT tenant_id FROM vault.key_tenants() "
+                                   "WHERE tenant_id = $1::uuid",
+                                   1, &only, &res, err)
+                     : adi_db_exec(ctx->db, ctx->pool, "SELECT tenant_id FROM vault.key_tenants()",
+                                   0, NULL, &res, err);
+    if (rc != ADI_OK)
+        return rc;
+    int n = adi_db_nrows(res);
+    if (one && n == 0)
+        return adi_error_set(err, ADI_NOT_FOUND, VAULT_MSG_NOT_FOUND);
+    tenants->items = n > 0 ? adi_pool_alloc(ctx->pool, (size_t)n * sizeof(adi_str_t)) : NULL;
+    for (int i = 0; i < n; i++)
+        tenants->items[i] = adi_db_get(res, i, 0);
+    tenants->n = (size_t)n;
+    return ADI_OK;
+}
+
 /* ---- misc ------------------------------------------------------------------------------- */
+
+void vault_wipe(adi_str_t s)
+{
+    if (s.ptr != NULL && s.len > 0)
+        OPENSSL_cleanse((void *)(uintptr_t)s.ptr, s.len);
+}
 
 bool vault_is_admin(const adi_principal *p)
 {

@@ -8,7 +8,8 @@
 # the fixture "suite" and `stop` as its cleanup.
 #
 #   suite.sh start <dir>   needs <dir>/env from `stack.sh start <dir>`; appends GATEWAY_URL,
-#                          JWT_SIGNING_KEY, ADI_PIDS_DIR, ADI_LOG_DIR, ADI_GATEWAY_PORT and
+#                          JWT_SIGNING_KEY, ADI_PIDS_DIR, ADI_LOG_DIR, ADI_MAIL_DIR (the mails
+#                          adi-task-runner sent, see mail_sink.py), ADI_GATEWAY_PORT and
 #                          ADI_OPS_PORT_<SVC>
 #   suite.sh stop <dir>    SIGTERM to every process, SIGKILL after a grace period; fails when a
 #                          process had died before, needed SIGKILL, or logged a sanitizer report
@@ -80,6 +81,8 @@ do_stop() {
             ;;
         esac
     done
+    # The mail sink (see do_start).
+    adi_stop_pid "$dir/pids/mail-sink.pid" mail_sink.py "$STOP_GRACE" >/dev/null 2>&1 || true
     # The logs are checked once, by the stop that stopped the processes.
     for f in "$ADI_LOG_DIR"/adi-*.log; do
         [[ $stopped == 1 && -f "$f" ]] || continue
@@ -91,6 +94,10 @@ do_stop() {
     done
     # The env goes back to what the stack wrote.
     [[ -f "$dir/env.stack" ]] && mv "$dir/env.stack" "$dir/env"
+    # ...plus what the fake AWS fixture appended after the suite started, if it is still running.
+    if [[ -f "$dir/fake-aws/env" ]] && ! grep -q '^ADI_FAKE_AWS_URL=' "$dir/env"; then
+        cat "$dir/fake-aws/env" >>"$dir/env"
+    fi
     return $bad
 }
 
@@ -138,20 +145,41 @@ do_start() {
         export KMS_LOCAL_KEY
     fi
 
+    # ---- mail sink (tests/e2e/test_tasks.py) ----
+    # A real SMTP server on loopback (mail_sink.py, Debian's python3-aiosmtpd) storing every mail
+    # as files in ADI_MAIL_DIR; adi-task-runner sends to it (SMTP_URL) unless SMTP_URL is set.
+    local mail_dir="$dir/mail" smtp_port=""
+    /usr/bin/python3 -c 'import aiosmtpd' 2>/dev/null ||
+        adi_die "python3-aiosmtpd is missing (apt-get install python3-aiosmtpd)"
+    rm -rf "$mail_dir" "$dir/mail.port"
+    mkdir -p "$mail_dir"
+    /usr/bin/python3 "$HERE/mail_sink.py" --dir "$mail_dir" --port-file "$dir/mail.port" \
+        </dev/null >"$ADI_LOG_DIR/mail-sink.log" 2>&1 &
+    echo $! >"$ADI_PIDS_DIR/mail-sink.pid"
+    for ((i = 0; i < 300; i++)); do
+        [[ -s "$dir/mail.port" ]] && smtp_port=$(cat "$dir/mail.port") && break
+        sleep 0.1
+    done
+    [[ -n "$smtp_port" ]] || adi_die "the mail sink did not start (see $ADI_LOG_DIR/mail-sink.log)"
+    # ---- end of mail sink ----
+
     local ports
     mapfile -t ports < <(adi_free_ports $((${#ADI_SERVICES[@]} + 2)))
     local gw_port=${ports[0]} gw_ops=${ports[1]}
     local env="$dir/env"
     local db_base="127.0.0.1:$ADI_PG_PORT/adinsights"
 
+    local extra
     for i in "${!ADI_SERVICES[@]}"; do
         svc=${ADI_SERVICES[$i]}
         p=${ports[$((i + 2))]}
+        extra=()
+        [[ $svc == task-runner ]] && extra=(SMTP_URL="${SMTP_URL:-smtp://127.0.0.1:$smtp_port}")
         start_proc "adi-$svc" "$ADI_LOG_DIR/adi-$svc.log" \
             REDIS_URL="$REDIS_URL" \
             DATABASE_URL="postgresql://$(adi_svc_role "$svc")@$db_base" \
             OPS_HOST=127.0.0.1 OPS_PORT="$p" \
-            SHUTDOWN_GRACE_MS="${SHUTDOWN_GRACE_MS:-5000}"
+            SHUTDOWN_GRACE_MS="${SHUTDOWN_GRACE_MS:-5000}" "${extra[@]}"
     done
     start_proc adi-gateway "$ADI_LOG_DIR/adi-gateway.log" \
         REDIS_URL="$REDIS_URL" HTTP_HOST=127.0.0.1 HTTP_PORT="$gw_port" \
@@ -189,6 +217,7 @@ do_start() {
     adi_env_put "$env" JWT_SIGNING_KEY "$JWT_SIGNING_KEY"
     adi_env_put "$env" ADI_PIDS_DIR "$ADI_PIDS_DIR"
     adi_env_put "$env" ADI_LOG_DIR "$ADI_LOG_DIR"
+    adi_env_put "$env" ADI_MAIL_DIR "$mail_dir"
     adi_env_put "$env" ADI_GATEWAY_PORT "$gw_port"
     adi_env_put "$env" ADI_OPS_PORT_GATEWAY "$gw_ops"
     for i in "${!ADI_SERVICES[@]}"; do

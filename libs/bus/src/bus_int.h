@@ -10,6 +10,9 @@
 
 #include "adi/bus.h"
 
+/** Scripts whose digests one client remembers (adi_bus_eval). */
+#define ADI_BUS__SCRIPTS 16
+
 struct redisContext;
 struct redisReply;
 
@@ -27,6 +30,11 @@ struct adi_bus {
     char *reply_stream;     /* own reply stream for adi_bus_call, or NULL */
     int64_t retry_at_ms;    /* monotonic time before which no reconnect is tried */
     int64_t backoff_ms;     /* current reconnect backoff, 0 after a success */
+    struct {
+        const char *script;      /* a script adi_bus_eval ran (its address is the cache key) */
+        char sha[41];            /* its SHA1 digest as SCRIPT LOAD returned it */
+    } scripts[ADI_BUS__SCRIPTS]; /* digests of scripts loaded through this client */
+    int nscripts;                /* used entries of scripts[] */
 };
 
 /**

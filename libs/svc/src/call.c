@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * What a handler can do beyond its own transaction: call another service over the bus
- * (adi_svc_call, typed through the op descriptors) and publish events once its transaction has
- * committed (adi_svc_publish). Also the sys.health operation every service answers.
+ * (adi_svc_call, typed through the op descriptors), publish events once its transaction has
+ * committed (adi_svc_publish) and mark its reply as carrying secrets to be wiped as soon as it is
+ * encoded and sent (adi_svc_sensitive). Also the sys.health operation every service answers.
  */
 #include <stdio.h>
 #include <string.h>
@@ -98,6 +99,39 @@ adi_err adi_svc_call(adi_ctx_t *ctx, const adi_op_desc_t *op, const char *servic
                                  op->name);
     }
     return ADI_OK;
+}
+
+/* ---- sensitive replies ------------------------------------------------------------------ */
+
+typedef struct wipe_item {
+    struct wipe_item *next; /* next callback, in registration order */
+    void (*fn)(void *arg);  /* the handler's wipe */
+    void *arg;              /* its argument */
+} wipe_item_t;
+
+void adi_svc_sensitive(adi_ctx_t *ctx, void (*wipe)(void *arg), void *arg)
+{
+    adi_svc_worker_t *w = ctx->worker_;
+    if (w == NULL) /* a handler called outside a worker (no reply will be sent) */
+        return;
+    w->sensitive = true;
+    if (wipe == NULL)
+        return;
+    wipe_item_t *it = adi_pool_alloc(ctx->pool, sizeof(*it));
+    it->fn = wipe;
+    it->arg = arg;
+    wipe_item_t **tail = (wipe_item_t **)&w->wipes;
+    while (*tail != NULL)
+        tail = &(*tail)->next;
+    *tail = it;
+}
+
+void adi_svc__run_wipes(adi_svc_worker_t *w)
+{
+    wipe_item_t *it = w->wipes;
+    w->wipes = NULL;
+    for (; it != NULL; it = it->next)
+        it->fn(it->arg);
 }
 
 /* ---- events after commit ---------------------------------------------------------------- */

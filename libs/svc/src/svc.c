@@ -328,12 +328,21 @@ adi_err adi_svc_start(adi_svc_t *svc, adi_error_t *err)
         }
         w->started = true;
     }
+    if (svc->def->start != NULL && svc->app != NULL) {
+        adi_err rc = svc->def->start(svc->app, svc->metrics, err);
+        if (rc != ADI_OK) {
+            adi_svc_stop(svc); /* adi_svc_free joins the workers */
+            return rc;
+        }
+    }
     return ADI_OK;
 }
 
 void adi_svc_stop(adi_svc_t *svc)
 {
     atomic_store(&svc->stop, true);
+    if (svc->def->stop != NULL && svc->app != NULL)
+        svc->def->stop(svc->app);
     pthread_mutex_lock(&svc->mu);
     pthread_cond_broadcast(&svc->cv);
     pthread_mutex_unlock(&svc->mu);

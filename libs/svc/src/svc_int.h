@@ -64,6 +64,8 @@ struct adi_svc_worker {
     int64_t next_reclaim;        /* monotonic ms of the next reclaim sweep */
     int64_t next_gauge;          /* monotonic ms of the next backlog gauge update (worker 0) */
     int64_t next_cleanup;        /* monotonic ms of the next idempotency cleanup (worker 0) */
+    void *wipes;                 /* the current request's adi_svc_sensitive callbacks (pool list) */
+    bool sensitive;              /* the current request's reply carries secrets */
 };
 
 /** One slot of the open-addressing op table. */
@@ -112,6 +114,9 @@ void adi_svc__nap(adi_svc_t *svc, int64_t ms);
 
 /** The built-in sys.health handler row. */
 extern const adi_svc_handler_t adi_svc__health_row;
+
+/** Runs (once) the adi_svc_sensitive callbacks registered for the worker's current request. */
+void adi_svc__run_wipes(adi_svc_worker_t *w);
 
 /** Sends the events queued by adi_svc_publish on `ctx` (after a commit); frees the queue. */
 void adi_svc__flush_outbox(adi_ctx_t *ctx);

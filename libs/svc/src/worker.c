@@ -10,6 +10,11 @@
  *   handler -> encode the reply (mutating: store it in the same transaction) -> COMMIT ->
  *   XADD the reply to reply_to, then XACK -> metrics and one log line.
  *
+ * ADI_SVC_NOTX | ADI_SVC_IDEMPOTENT handlers get the idempotency protocol without the request
+ * transaction: a session advisory lock on the idempotency key, the stored reply or the handler,
+ * then its reply stored by a statement of its own. A reply marked sensitive (adi_svc_sensitive)
+ * has the handler's wipes run once it is encoded, and its encoded copies wiped once sent.
+ *
  * Entries are acknowledged only after their reply is written, so a worker that dies leaves them
  * pending for another consumer to reclaim; mutating operations are idempotent by request id, so a
  * redelivered request is answered with the stored reply instead of running twice. Redis and
@@ -22,6 +27,7 @@
  * pending for a later XAUTOCLAIM or drop it (see adi_svc_consumer_t).
  */
 #include <inttypes.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -253,10 +259,94 @@ static adi_err decode_request(request_t *r, void *req)
 
 static void fail_tx(request_t *r, adi_db_t *db, adi_err code)
 {
+    adi_svc__run_wipes(r->w);
     adi_db_rollback(db);
     if (code == ADI_UNAVAILABLE)
         db_trouble(r->w, &r->err);
     reply_error(r, code);
+}
+
+/* Wipes `n` bytes of (writable) pool or buffer memory that held a secret. */
+static void wipe_bytes(const char *p, size_t n)
+{
+    if (p != NULL && n > 0)
+        explicit_bzero((void *)(uintptr_t)p, n);
+}
+
+/*
+ * Encodes the handler's successful reply `rep`, runs the adi_svc_sensitive wipes and builds the
+ * reply message; a sensitive body is wiped once it has been copied into the message.
+ */
+static void reply_handler(request_t *r, const adi_ctx_t *ctx, const void *rep)
+{
+    const adi_op_desc_t *op = r->h->op;
+    adi_str_t body =
+        ctx->status == 204 ? ADI_STR_NULL : adi_proto_encode_pool(op->rep, rep, &r->pool);
+    adi_svc__run_wipes(r->w);
+    reply_ok(r, ctx->status, body);
+    if (r->w->sensitive)
+        wipe_bytes(body.ptr, body.len);
+}
+
+/* Key of the session advisory lock that serialises deliveries of one idempotency key. */
+#define IDEM_LOCK_CLASS "1634747753" /* "adii" */
+
+/*
+ * An ADI_SVC_NOTX | ADI_SVC_IDEMPOTENT handler: under a session advisory lock on the idempotency
+ * key, answers a stored reply, or runs the handler and stores its successful reply.
+ */
+static void execute_notx_idem(request_t *r, adi_ctx_t *ctx, void *req, void *rep)
+{
+    adi_svc_worker_t *w = r->w;
+    adi_db_t *db = ctx->db;
+    if (db == NULL) {
+        reply_error(r, ADI_UNAVAILABLE);
+        return;
+    }
+    adi_str_t key = idem_key(r);
+    adi_err rc = adi_db_exec(db, NULL, "SELECT pg_advisory_lock(" IDEM_LOCK_CLASS ", hashtext($1))",
+                             1, &key, NULL, &r->err);
+    if (rc != ADI_OK) {
+        if (rc == ADI_UNAVAILABLE)
+            db_trouble(w, &r->err);
+        reply_error(r, rc);
+        return;
+    }
+    bool found = false;
+    rc = lookup(r, db, key, &found);
+    if (rc != ADI_OK) {
+        reply_error(r, rc);
+    } else if (!found) {
+        rc = r->h->fn(ctx, req, rep, &r->err);
+        if (rc != ADI_OK) {
+            adi_svc__run_wipes(w);
+            reply_error(r, rc);
+        } else {
+            reply_handler(r, ctx, rep);
+            if (ADI_NEVER(adi_db_in_tx(db))) {
+                ADI_LOG(&r->log, ADI_LOG_ERROR, "svc.tx_leak",
+                        "transaction left open; rolled back");
+                adi_db_rollback(db);
+            }
+            adi_str_t params[3] = {key, adi_str_c(r->h->op->name), r->reply};
+            static const adi_db_type types[3] = {ADI_DB_TEXT, ADI_DB_TEXT, ADI_DB_BYTEA};
+            adi_error_t ierr;
+            adi_error_clear(&ierr);
+            if (adi_db_exec_typed(db, NULL, w->svc->sql_insert, 3, params, types, NULL, &ierr) !=
+                ADI_OK)
+                ADI_LOG(&r->log, ADI_LOG_WARN, "svc.idempotency_store_failed",
+                        "reply not stored: %s", ierr.message);
+            adi_svc__flush_outbox(ctx);
+        }
+    }
+    if (ADI_NEVER(adi_db_in_tx(db))) {
+        ADI_LOG(&r->log, ADI_LOG_ERROR, "svc.tx_leak", "transaction left open; rolled back");
+        adi_db_rollback(db);
+    }
+    adi_error_t uerr;
+    adi_error_clear(&uerr);
+    adi_db_exec(db, NULL, "SELECT pg_advisory_unlock(" IDEM_LOCK_CLASS ", hashtext($1))", 1, &key,
+                NULL, &uerr); /* a lost connection released it anyway */
 }
 
 /* Runs the handler inside the transaction and idempotency protocol; sets r->reply. */
@@ -303,14 +393,17 @@ static void execute(request_t *r)
     ctx.db = db;
     if (notx) {
         adi_error_clear(&r->err); /* a missing database is the handler's to judge here */
+        if (h->flags & ADI_SVC_IDEMPOTENT) {
+            execute_notx_idem(r, &ctx, req, rep);
+            return;
+        }
         rc = h->fn(&ctx, req, rep, &r->err);
         if (rc != ADI_OK) {
+            adi_svc__run_wipes(w);
             reply_error(r, rc);
             return;
         }
-        adi_str_t body =
-            ctx.status == 204 ? ADI_STR_NULL : adi_proto_encode_pool(op->rep, rep, &r->pool);
-        reply_ok(r, ctx.status, body);
+        reply_handler(r, &ctx, rep);
         adi_svc__flush_outbox(&ctx);
         return;
     }
@@ -325,7 +418,7 @@ static void execute(request_t *r)
         return;
     }
 
-    bool mutating = (op->flags & ADI_OP_MUTATING) != 0;
+    bool mutating = (op->flags & ADI_OP_MUTATING) != 0 || (h->flags & ADI_SVC_IDEMPOTENT) != 0;
     adi_str_t key = ADI_STR_NULL;
     if (mutating) {
         bool found = false;
@@ -345,9 +438,7 @@ static void execute(request_t *r)
         fail_tx(r, db, rc);
         return;
     }
-    adi_str_t body =
-        ctx.status == 204 ? ADI_STR_NULL : adi_proto_encode_pool(op->rep, rep, &r->pool);
-    reply_ok(r, ctx.status, body);
+    reply_handler(r, &ctx, rep);
 
     if (mutating) {
         adi_str_t params[3] = {key, adi_str_c(op->name), r->reply};
@@ -399,6 +490,8 @@ static void serve(adi_svc_worker_t *w, const adi_bus_entry_t *e)
     adi_pool_init(&r.pool);
     adi_error_clear(&r.err);
     r.log.start_ms = adi_mono_ms();
+    w->wipes = NULL;
+    w->sensitive = false;
 
     if (e->msg.ptr == NULL) {
         ADI_LOG(NULL, ADI_LOG_WARN, "svc.bad_entry", "entry %s %s; dropped", e->id.ptr,
@@ -442,6 +535,7 @@ static void serve(adi_svc_worker_t *w, const adi_bus_entry_t *e)
         reply_error(&r, ADI_NOT_FOUND);
     } else {
         execute(&r);
+        adi_svc__run_wipes(w); /* every path ran them already; never leave one behind */
         if (ADI_NEVER(w->db != NULL && adi_db_in_tx(w->db))) {
             /* A handler left a transaction of its own open: never carry it to the next one. */
             ADI_LOG(&r.log, ADI_LOG_ERROR, "svc.tx_leak", "transaction left open; rolled back");
@@ -458,6 +552,12 @@ static void serve(adi_svc_worker_t *w, const adi_bus_entry_t *e)
         ADI_LOG(&r.log, ADI_LOG_WARN, "svc.reply_failed", "entry %s: %s", e->id.ptr, berr.message);
         if (berr.code == ADI_UNAVAILABLE)
             redis_trouble(w, &berr);
+    }
+    if (w->sensitive) {
+        /* The reply carried secrets: keep no copy once it is on the caller's stream. */
+        wipe_bytes(r.reply.ptr, r.reply.len);
+        wipe_bytes(w->out.data, w->out.len);
+        w->sensitive = false;
     }
     const char *op_label = r.h ? r.h->op->name : "unknown";
     adi_metrics_observe(svc->metrics, op_label, r.status,
@@ -588,7 +688,11 @@ static void serve_event(adi_svc_worker_t *w, const adi_bus_entry_t *e)
             .status = 200,
             .worker_ = w,
         };
+        w->wipes = NULL;
+        w->sensitive = false;
         rc = run_event(w, &ctx, msg, scope, &err);
+        adi_svc__run_wipes(w);
+        w->sensitive = false;
         if (ADI_NEVER(w->db != NULL && adi_db_in_tx(w->db)))
             adi_db_rollback(w->db); /* a NOTX handler left a transaction of its own open */
         if (rc == ADI_OK) {

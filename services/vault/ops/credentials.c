@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Platform credentials (API.md "Platform credentials") and the internal decrypt.
+ * Platform credentials (API.md "Platform credentials") and the internal decrypts (vault.decrypt
+ * by id, vault.decrypt_provider: the tenant's newest credential of a provider), whose plaintext
+ * tokens are wiped as soon as the reply is encoded (adi_svc_sensitive).
  *
  * Reads need a tenant member, writes an ADMIN (checked here too, not only by the gateway). Every
  * statement runs in the request's transaction, scoped by libs/svc to the caller's tenant, so
@@ -290,34 +292,33 @@ static adi_err op_delete(adi_ctx_t *ctx, const vault_id_req *req, adi_empty *rep
     return ADI_OK;
 }
 
-/* Internal (service callers only): the credential with its tokens opened. */
-static adi_err op_decrypt(adi_ctx_t *ctx, const vault_id_req *req, vault_secret *rep,
-                          adi_error_t *err)
+/* adi_svc_sensitive callback: wipes the plaintext tokens of a vault_secret reply. */
+static void wipe_secret(void *arg)
 {
-    adi_str_t tid;
-    adi_err rc = caller_tenant(ctx, &tid, err);
-    if (rc != ADI_OK)
-        return rc;
-    if (!adi_uuid_valid(req->id))
-        return adi_error_set(err, ADI_NOT_FOUND, VAULT_MSG_NOT_FOUND);
-    adi_db_res_t *res = NULL;
-    rc = adi_db_exec(
-        ctx->db, ctx->pool,
-        "SELECT id, tenant_id, provider, account_id, access_token, refresh_token, " VAULT_US(
-            "expires_at") ", dek_version "
-                          "FROM vault.platform_credentials WHERE id = $1::uuid",
-        1, &req->id, &res, err);
-    if (rc != ADI_OK)
-        return rc;
-    if (adi_db_nrows(res) == 0)
-        return adi_error_set(err, ADI_NOT_FOUND, VAULT_MSG_NOT_FOUND);
+    vault_secret *rep = arg;
+    vault_wipe(rep->access_token);
+    vault_wipe(rep->refresh_token);
+}
+
+#define SECRET_COLS                                                                                \
+    "id, tenant_id, provider, account_id, access_token, refresh_token, " VAULT_US(                 \
+        "expires_at") ", dek_version"
+
+/*
+ * Fills `rep` from row 0 of `res` (SECRET_COLS) with its tokens opened. The plaintexts live in
+ * ctx->pool only until the reply is encoded: they are wiped then (adi_svc_sensitive).
+ */
+static adi_err open_secret(adi_ctx_t *ctx, const adi_db_res_t *res, vault_secret *rep,
+                           adi_error_t *err)
+{
+    adi_svc_sensitive(ctx, wipe_secret, rep);
     rep->id = adi_db_get(res, 0, 0);
     rep->tenant_id = adi_db_get(res, 0, 1);
     rep->provider = adi_db_get(res, 0, 2);
     rep->account_id = adi_db_get(res, 0, 3);
     rep->expires_at = vault_iso(ctx->pool, adi_db_get(res, 0, 6));
     adi_secret_t key;
-    rc = vault_dek_version(ctx, rep->tenant_id, atoi(adi_db_get(res, 0, 7).ptr), &key, err);
+    adi_err rc = vault_dek_version(ctx, rep->tenant_id, atoi(adi_db_get(res, 0, 7).ptr), &key, err);
     if (rc != ADI_OK)
         return rc;
     rc = vault_open(ctx->pool, &key, rep->tenant_id, rep->id, "access_token",
@@ -334,6 +335,50 @@ static adi_err op_decrypt(adi_ctx_t *ctx, const vault_id_req *req, vault_secret 
     return rc;
 }
 
+/* Internal (service callers only): the credential with its tokens opened. */
+static adi_err op_decrypt(adi_ctx_t *ctx, const vault_id_req *req, vault_secret *rep,
+                          adi_error_t *err)
+{
+    adi_str_t tid;
+    adi_err rc = caller_tenant(ctx, &tid, err);
+    if (rc != ADI_OK)
+        return rc;
+    if (!adi_uuid_valid(req->id))
+        return adi_error_set(err, ADI_NOT_FOUND, VAULT_MSG_NOT_FOUND);
+    adi_db_res_t *res = NULL;
+    rc = adi_db_exec(ctx->db, ctx->pool,
+                     "SELECT " SECRET_COLS " FROM vault.platform_credentials WHERE id = $1::uuid",
+                     1, &req->id, &res, err);
+    if (rc != ADI_OK)
+        return rc;
+    if (adi_db_nrows(res) == 0)
+        return adi_error_set(err, ADI_NOT_FOUND, VAULT_MSG_NOT_FOUND);
+    return open_secret(ctx, res, rep, err);
+}
+
+/*
+ * Internal (service callers only, tenant-scoped): the caller's tenant's newest credential (by
+ * creation time) of the provider, tokens opened, for the task runner.
+ */
+static adi_err op_decrypt_provider(adi_ctx_t *ctx, const vault_provider_req *req, vault_secret *rep,
+                                   adi_error_t *err)
+{
+    adi_str_t tid;
+    adi_err rc = caller_tenant(ctx, &tid, err);
+    if (rc != ADI_OK)
+        return rc;
+    adi_db_res_t *res = NULL;
+    rc = adi_db_exec(ctx->db, ctx->pool,
+                     "SELECT " SECRET_COLS " FROM vault.platform_credentials WHERE provider = $1 "
+                     "ORDER BY created_at DESC, id DESC LIMIT 1",
+                     1, &req->provider, &res, err);
+    if (rc != ADI_OK)
+        return rc;
+    if (adi_db_nrows(res) == 0)
+        return adi_error_set(err, ADI_NOT_FOUND, VAULT_MSG_NOT_FOUND);
+    return open_secret(ctx, res, rep, err);
+}
+
 ADI_SVC_HANDLER(vault_list_row, adi_op_vault_list, adi_empty, vault_credential_list, op_list);
 ADI_SVC_HANDLER(vault_get_row, adi_op_vault_get, vault_id_req, vault_credential, op_get);
 ADI_SVC_HANDLER(vault_create_row, adi_op_vault_create, vault_create_req, vault_credential,
@@ -342,3 +387,5 @@ ADI_SVC_HANDLER(vault_put_row, adi_op_vault_put, vault_put_req, vault_credential
 ADI_SVC_HANDLER(vault_patch_row, adi_op_vault_patch, vault_patch_req, vault_credential, op_patch);
 ADI_SVC_HANDLER(vault_delete_row, adi_op_vault_delete, vault_id_req, adi_empty, op_delete);
 ADI_SVC_HANDLER(vault_decrypt_row, adi_op_vault_decrypt, vault_id_req, vault_secret, op_decrypt);
+ADI_SVC_HANDLER(vault_decrypt_provider_row, adi_op_vault_decrypt_provider, vault_provider_req,
+                vault_secret, op_decrypt_provider);

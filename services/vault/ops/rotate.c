@@ -1,39 +1,40 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * vault.rotate (internal, service callers only): gives every tenant that has a data key a new one
- * and re-encrypts all of its credentials under it, one transaction per tenant:
+ * vault.rotate (internal, service callers only): gives every tenant that has a data key (or only
+ * the request's tenant_id) a new one and re-encrypts all of its credentials under it, one
+ * transaction per tenant:
  *
- *   BEGIN (scoped to the tenant) -> lock the tenant's key rows -> GenerateDataKey -> new version
- *   -> every credential opened with the DEK of its version, sealed under the new one (fresh
- *   nonces), dek_version moved -> the old versions marked rotated_at -> COMMIT.
+ *   BEGIN (scoped to the tenant) -> lock the tenant's key rows FOR UPDATE -> GenerateDataKey ->
+ *   new version -> every credential opened with the DEK of its version, sealed under the new one
+ *   (fresh nonces), dek_version moved -> old versions no credential references any more DELETED
+ *   -> COMMIT -> their cached DEKs wiped.
+ *
+ * Deleting the old wrapped DEKs is crypto-shredding: once the rotation has committed, the old
+ * DEKs exist nowhere (no wrapped copy in the database, no unwrapped copy in this process's cache),
+ * so a ciphertext sealed under them (a backup, a leaked dump) can no longer be opened. Writers
+ * take the current key row FOR KEY SHARE (vault_dek_current), so no credential is ever stored
+ * under a version that a concurrent rotation prunes.
  *
  * A tenant whose KMS call or re-encryption fails is rolled back (it keeps its old key, every
  * credential still opens) and listed in the reply's `failed`; the others rotate. The handler runs
  * without the request transaction (ADI_SVC_NOTX) and lists the tenants through the definer
- * function vault.key_tenants(). Old key versions stay stored (nothing references them after a
- * successful rotation); pruning them is left to an admin command.
+ * function vault.key_tenants(). It is idempotent by request id (ADI_SVC_IDEMPOTENT): a
+ * redelivered or retried rotate with the same request id is answered with the stored reply
+ * instead of rotating again.
  */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <openssl/crypto.h>
-
 #include "vault.h"
 
 /*
- * Wipes a plaintext vault_open wrote into (writable) pool memory now rather than when the pool is
- * disposed.
+ * Rotates one tenant inside an open transaction; adds to `*ncreds` what it re-encrypted and sets
+ * `*version` to the new version (0 when the tenant's keys went away meanwhile).
  */
-static void wipe(adi_str_t s)
-{
-    if (s.ptr != NULL)
-        OPENSSL_cleanse((void *)(uintptr_t)s.ptr, s.len);
-}
-
-/* Rotates one tenant inside an open transaction; adds to `*ncreds` what it re-encrypted. */
-static adi_err rotate_tenant(adi_ctx_t *ctx, adi_str_t tid, int64_t *ncreds, adi_error_t *err)
+static adi_err rotate_tenant(adi_ctx_t *ctx, adi_str_t tid, int64_t *ncreds, int *version,
+                             adi_error_t *err)
 {
     vault_app_t *app = ctx->app;
     adi_db_res_t *res = NULL;
@@ -53,8 +54,9 @@ static adi_err rotate_tenant(adi_ctx_t *ctx, adi_str_t tid, int64_t *ncreds, adi
     adi_secret_t fresh;
     adi_error_t inner;
     adi_error_clear(&inner);
-    if (adi_kms_generate(app->kms, tid, &fresh, wrapped, &wlen, &inner) != ADI_OK)
-        return adi_error_set(err, ADI_UNAVAILABLE, "The key service is unavailable.");
+    rc = adi_kms_generate(app->kms, tid, &fresh, wrapped, &wlen, &inner);
+    if (rc != ADI_OK)
+        return adi_error_set(err, ADI_UNAVAILABLE, VAULT_MSG_KMS_DOWN);
     char vtext[16];
     snprintf(vtext, sizeof(vtext), "%d", next);
     adi_str_t kp[4] = {
@@ -89,8 +91,8 @@ static adi_err rotate_tenant(adi_ctx_t *ctx, adi_str_t tid, int64_t *ncreds, adi
             rc = vault_seal(ctx->pool, &fresh, tid, cid, "access_token", access, &up[1], err);
         if (rc == ADI_OK && refresh.ptr != NULL)
             rc = vault_seal(ctx->pool, &fresh, tid, cid, "refresh_token", refresh, &up[2], err);
-        wipe(access);
-        wipe(refresh);
+        vault_wipe(access);
+        vault_wipe(refresh);
         static const adi_db_type utypes[4] = {ADI_DB_TEXT, ADI_DB_BYTEA, ADI_DB_BYTEA, ADI_DB_TEXT};
         if (rc == ADI_OK)
             rc = adi_db_exec_typed(ctx->db, NULL,
@@ -99,39 +101,47 @@ static adi_err rotate_tenant(adi_ctx_t *ctx, adi_str_t tid, int64_t *ncreds, adi
                                    "WHERE id = $1::uuid",
                                    4, up, utypes, NULL, err);
     }
+    /* Crypto-shredding: the versions nothing references any more go (a referenced one, which the
+       locks above rule out, would only be marked rotated). */
+    if (rc == ADI_OK)
+        rc = adi_db_exec(ctx->db, NULL,
+                         "DELETE FROM vault.tenant_keys k WHERE k.tenant_id = $1::uuid "
+                         "AND k.version < $2::int AND NOT EXISTS (SELECT 1 FROM "
+                         "vault.platform_credentials c WHERE c.tenant_id = k.tenant_id "
+                         "AND c.dek_version = k.version)",
+                         2, kp, NULL, err);
     if (rc == ADI_OK)
         rc = adi_db_exec(ctx->db, NULL,
                          "UPDATE vault.tenant_keys SET rotated_at = now() "
                          "WHERE tenant_id = $1::uuid AND version < $2::int AND rotated_at IS NULL",
                          2, kp, NULL, err);
     adi_secret_dispose(&fresh);
-    if (rc == ADI_OK)
+    if (rc == ADI_OK) {
         *ncreds += n;
+        *version = next;
+    }
     return rc;
 }
 
 static adi_err op_rotate(adi_ctx_t *ctx, const vault_keys_req *req, vault_rotate_rep *rep,
                          adi_error_t *err)
 {
-    (void)req;
-    if (ctx->db == NULL)
-        return adi_error_set(err, ADI_UNAVAILABLE, "The database is unavailable.");
-    adi_db_res_t *tenants = NULL;
-    adi_err rc = adi_db_exec(ctx->db, ctx->pool, "SELECT tenant_id FROM vault.key_tenants()", 0,
-                             NULL, &tenants, err);
+    adi_strlist_t tenants;
+    adi_err rc = vault_key_tenants(ctx, req->tenant_id, &tenants, err);
     if (rc != ADI_OK)
         return rc;
-    int n = adi_db_nrows(tenants);
-    rep->failed.items = n > 0 ? adi_pool_alloc(ctx->pool, (size_t)n * sizeof(adi_str_t)) : NULL;
+    rep->failed.items =
+        tenants.n > 0 ? adi_pool_alloc(ctx->pool, tenants.n * sizeof(adi_str_t)) : NULL;
     rep->failed.n = 0;
-    for (int i = 0; i < n; i++) {
-        adi_str_t tid = adi_db_get(tenants, i, 0);
+    for (size_t i = 0; i < tenants.n; i++) {
+        adi_str_t tid = tenants.items[i];
         adi_error_t terr;
         adi_error_clear(&terr);
         int64_t done = 0;
+        int version = 0;
         rc = adi_db_begin(ctx->db, tid, &terr);
         if (rc == ADI_OK)
-            rc = rotate_tenant(ctx, tid, &done, &terr);
+            rc = rotate_tenant(ctx, tid, &done, &version, &terr);
         if (rc == ADI_OK)
             rc = adi_db_commit(ctx->db, &terr);
         else
@@ -139,6 +149,8 @@ static adi_err op_rotate(adi_ctx_t *ctx, const vault_keys_req *req, vault_rotate
         if (rc == ADI_OK) {
             rep->tenants++;
             rep->credentials += done;
+            if (version > 0)
+                vault_cache_forget(ctx->app, tid, version);
         } else {
             rep->failed.items[rep->failed.n++] = tid;
             adi_log_write(&ctx->log, ADI_LOG_ERROR, "vault.rotate_failed", "tenant %s: %s", tid.ptr,
@@ -151,5 +163,5 @@ static adi_err op_rotate(adi_ctx_t *ctx, const vault_keys_req *req, vault_rotate
     return ADI_OK;
 }
 
-ADI_SVC_HANDLER_F(vault_rotate_row, adi_op_vault_rotate, vault_keys_req, vault_rotate_rep, op_rotate,
-                  ADI_SVC_NOTX);
+ADI_SVC_HANDLER_F(vault_rotate_row, adi_op_vault_rotate, vault_keys_req, vault_rotate_rep,
+                  op_rotate, ADI_SVC_NOTX | ADI_SVC_IDEMPOTENT);

@@ -221,4 +221,53 @@ adi_err adi_bus_call(adi_bus_t *bus, const char *service, const char *op,
                      const adi_principal *principal, adi_str_t body, int64_t deadline_ms,
                      adi_pool_t *pool, adi_reply **out, adi_error_t *err);
 
+/* ---- generic commands (added for libs/tasks and the task runner) -------------------------- */
+
+/** The kinds of a reply value of adi_bus_command / adi_bus_eval. */
+typedef enum adi_bus_vtype {
+    ADI_BUS_V_NIL,   /* nil (a missing key, an empty read, a Lua false) */
+    ADI_BUS_V_INT,   /* an integer (Lua numbers are truncated to integers by Redis) */
+    ADI_BUS_V_STR,   /* a bulk or status string */
+    ADI_BUS_V_ARRAY, /* an array (a Lua table) */
+} adi_bus_vtype;
+
+/** One reply value, copied into the caller's pool (valid until the pool is disposed). */
+typedef struct adi_bus_value {
+    adi_bus_vtype type;          /* what it is */
+    int64_t i;                   /* ADI_BUS_V_INT: the value */
+    adi_str_t s;                 /* ADI_BUS_V_STR: the bytes, NUL-terminated (len excludes it) */
+    size_t n;                    /* ADI_BUS_V_ARRAY: number of items */
+    struct adi_bus_value *items; /* ADI_BUS_V_ARRAY: the items */
+} adi_bus_value_t;
+
+/** Most arguments one adi_bus_command or adi_bus_eval call passes (keys and arguments). */
+#define ADI_BUS_ARGV_MAX 128
+/** Deepest nesting of a reply adi_bus_command copies. */
+#define ADI_BUS_VALUE_DEPTH 8
+
+/**
+ * Runs one Redis command (argv form, binary-safe: `lens` NULL means every argument is a C string)
+ * waiting block_ms (for blocking commands, else 0) plus the command timeout, and copies the reply
+ * into `pool` as `*out`. An error reply is an error here, never a value.
+ * Errors: ADI_INVALID (argc outside 1..ADI_BUS_ARGV_MAX), ADI_TOO_LARGE (arguments over
+ * ADI_BUS_MAX_ENTRY bytes), ADI_UNAVAILABLE (connection, or a transient error reply such as
+ * LOADING), ADI_INTERNAL (an error reply: "<COMMAND> failed: <first 120 bytes of it>", or a
+ * reply nested deeper than ADI_BUS_VALUE_DEPTH).
+ */
+adi_err adi_bus_command(adi_bus_t *bus, int block_ms, int argc, const char **argv,
+                        const size_t *lens, adi_pool_t *pool, adi_bus_value_t **out,
+                        adi_error_t *err);
+
+/**
+ * EVALSHA of the Lua `script` with `nkeys` keys followed by the other arguments of argv (argc in
+ * all, binary-safe as adi_bus_command), loading it (SCRIPT LOAD) on first use per connection and
+ * again after NOSCRIPT (a restarted Redis). `script` must stay valid and unchanged as long as the
+ * client lives (a string literal): its address keys the client's cache of script digests. The
+ * reply is copied into `pool` as `*out`.
+ * Errors: ADI_INVALID (no script, nkeys outside 0..argc, argc over ADI_BUS_ARGV_MAX - 3), and
+ * those of adi_bus_command ("script failed: ..." for an error the script raised).
+ */
+adi_err adi_bus_eval(adi_bus_t *bus, const char *script, int nkeys, int argc, const char **argv,
+                     const size_t *lens, adi_pool_t *pool, adi_bus_value_t **out, adi_error_t *err);
+
 #endif

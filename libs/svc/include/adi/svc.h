@@ -80,6 +80,14 @@ enum {
     /* Run without opening a transaction (ctx->db may be NULL or outside a transaction). Only for
        operations that are not ADI_OP_MUTATING. */
     ADI_SVC_NOTX = 1u << 0,
+    /* Idempotent by request id like a mutating operation, for an op that is not ADI_OP_MUTATING
+       (e.g. an internal one). With a transaction: exactly as mutating ops. With ADI_SVC_NOTX
+       (the handler opens transactions of its own): deliveries of one request id from one caller
+       are serialised by a session advisory lock; a stored reply is answered as it is; otherwise
+       the handler runs and its successful reply is stored in <schema>.adi_idempotency by a
+       statement of its own after the handler returned (failures are not stored, so a retry runs
+       again). Needs the database: without one the request answers 503. */
+    ADI_SVC_IDEMPOTENT = 1u << 1,
 };
 
 /** One row of a service's handler table: an operation bound to its typed handler. */
@@ -218,6 +226,13 @@ struct adi_svc_def {
     void (*fini)(void *app); /* optional: frees what init built, after the workers stopped */
     /* Optional: NULL-terminated table of event consumers (see adi_svc_consumer_t), or NULL. */
     const adi_svc_consumer_t *const *consumers;
+    /* Optional: starts the service's own background threads (e.g. the task runner's workers)
+       once the workers run, recording into the service's `metrics`; called by adi_svc_start
+       when init built a state. Errors stop the process (exit 1). */
+    adi_err (*start)(void *app, adi_metrics_t *metrics, adi_error_t *err);
+    /* Optional: asks that background work to take nothing new (adi_svc_stop, i.e. at SIGTERM);
+       must not block and may be called more than once. fini waits for it and frees it. */
+    void (*stop)(void *app);
 };
 
 /**
@@ -290,6 +305,17 @@ const char *adi_svc_stream(const adi_svc_t *svc);
  */
 adi_err adi_svc_call(adi_ctx_t *ctx, const adi_op_desc_t *op, const char *service, const void *req,
                      void *rep, adi_error_t *err);
+
+/**
+ * Marks the current request's reply as sensitive (it carries secrets, such as the plaintext tokens
+ * of vault.decrypt) and registers `wipe(arg)` (NULL for none) to wipe what the handler put into
+ * its reply struct. libs/svc calls every registered `wipe` once, as soon as the reply body has
+ * been encoded (or the handler failed), before anything is sent; it then wipes the encoded body
+ * once it has been copied into the reply message, and the reply message once it has been
+ * written to the caller's stream. Registrations live in ctx->pool; an event handler's run as
+ * soon as the handler returns. Never fails.
+ */
+void adi_svc_sensitive(adi_ctx_t *ctx, void (*wipe)(void *arg), void *arg);
 
 /**
  * Queues `msg` (type `d`) for XADD to `stream` (e.g. ADI_KEY_EV_AUDIT) once the request's
