@@ -25,6 +25,17 @@ if(ADI_SANITIZE)
     add_link_options(-fsanitize=address,undefined)
 endif()
 
+# ADI_FUZZ: every object gets libFuzzer's coverage instrumentation and ASan+UBSan (tests/fuzz links
+# the targets with -fsanitize=fuzzer). libFuzzer comes with clang only.
+if(ADI_FUZZ)
+    if(NOT CMAKE_C_COMPILER_ID MATCHES "Clang")
+        message(FATAL_ERROR "ADI_FUZZ needs clang: configure with CC=clang")
+    endif()
+    add_compile_options(-fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all
+                        -fno-omit-frame-pointer)
+    add_link_options(-fsanitize=address,undefined)
+endif()
+
 # adi_library(<name> SOURCES ... DEPS ... PRIVATE_DEPS ...)
 function(adi_library name)
     cmake_parse_arguments(A "" "" "SOURCES;DEPS;PRIVATE_DEPS" ${ARGN})

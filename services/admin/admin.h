@@ -68,6 +68,14 @@ int admin_createsuperuser(const admin_cfg_t *cfg, int argc, char **argv);
 int admin_deactivate_user(const admin_cfg_t *cfg, int argc, char **argv);
 
 /**
+ * `delete-user --email E [--tenant T]`: deletes the user (its roles and refresh tokens cascade)
+ * and publishes ev:auth kind "deleted" with its last token version + 1, so the gateway refuses
+ * its access tokens at once (a row deleted by hand leaves them valid until they expire).
+ * Exit codes as deactivate-user.
+ */
+int admin_delete_user(const admin_cfg_t *cfg, int argc, char **argv);
+
+/**
  * `enable-rls [--dry-run]` (rls.c): enables and forces row-level security with the tenant policy
  * on every tenant-scoped table of every schema (a tenant_id column; `tenants` by id), printing
  * each statement it applies; idempotent (a second run applies nothing), one transaction. With

@@ -36,6 +36,8 @@ static const admin_cmd_t commands[] = {
      true},
     {"deactivate-user", "--email E [--tenant T]",
      "deactivate a user and revoke its tokens at once (ev:auth)", admin_deactivate_user, true},
+    {"delete-user", "--email E [--tenant T]",
+     "delete a user and revoke its tokens at once (ev:auth)", admin_delete_user, true},
     {"enable-rls", "[--dry-run]",
      "enable and force row-level security with the tenant policy on every tenant-scoped table",
      admin_enable_rls, true},

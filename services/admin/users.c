@@ -9,14 +9,16 @@
  *                                                            Django's createsuperuser
  *   deactivate-user --email E [--tenant T]                   deactivates, bumps the token version,
  *                                                            revokes refresh tokens, ev:auth
+ *   delete-user --email E [--tenant T]                       deletes (roles and refresh tokens
+ *                                                            cascade), ev:auth "deleted"
  *
  * Passwords come from the environment variable named on the command line (read through
  * libs/config), never from argv, and are hashed in Django's pbkdf2_sha256 format with
  * PASSWORD_ITERATIONS. Input is checked by the same proto validation as the service's user
  * provisioning (e-mail format, UUIDs, password length, role names). Every write runs in one
  * transaction scoped to the user's tenant, so row-level security holds even for an admin role
- * that does not bypass it. The deactivation is published on ev:auth (REDIS_URL) after the commit,
- * so the gateway refuses the user's access tokens at once.
+ * that does not bypass it. A deactivation or deletion is published on ev:auth (REDIS_URL) after the
+ * commit, so the gateway refuses the user's access tokens at once.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -247,10 +249,11 @@ int admin_createsuperuser(const admin_cfg_t *cfg, int argc, char **argv)
     return create(cfg, argv[0], &o);
 }
 
-/* ---- deactivate-user -------------------------------------------------------------------- */
+/* ---- deactivate-user, delete-user ------------------------------------------------------- */
 
 /* The user's tenant: --tenant, or the only account of the e-mail (auth.login_lookup). */
-static bool find_tenant(adi_db_t *db, adi_pool_t *pool, const user_opts_t *o, adi_str_t *tenant_id)
+static bool find_tenant(adi_db_t *db, adi_pool_t *pool, const user_opts_t *o, const char *cmd,
+                        adi_str_t *tenant_id)
 {
     if (o->tenant != NULL) {
         *tenant_id = adi_str_c(o->tenant);
@@ -262,11 +265,11 @@ static bool find_tenant(adi_db_t *db, adi_pool_t *pool, const user_opts_t *o, ad
     adi_str_t email = adi_str_c(o->email);
     if (adi_db_exec(db, pool, "SELECT coalesce(tenant_id::text, '') FROM auth.login_lookup($1)", 1,
                     &email, &res, &err) != ADI_OK) {
-        fprintf(stderr, "deactivate-user: %s (%s)\n", err.message, adi_db_diag(db));
+        fprintf(stderr, "%s: %s (%s)\n", cmd, err.message, adi_db_diag(db));
         return false;
     }
     if (adi_db_nrows(res) != 1) {
-        fprintf(stderr, "deactivate-user: %s\n",
+        fprintf(stderr, "%s: %s\n", cmd,
                 adi_db_nrows(res) == 0 ? "no user has this e-mail"
                                        : "several tenants have this e-mail: pass --tenant");
         return false;
@@ -275,8 +278,8 @@ static bool find_tenant(adi_db_t *db, adi_pool_t *pool, const user_opts_t *o, ad
     return true;
 }
 
-/* Publishes the deactivation on ev:auth. */
-static bool publish(const admin_cfg_t *cfg, const auth_event *ev)
+/* Publishes the deactivation or deletion on ev:auth. */
+static bool publish(const admin_cfg_t *cfg, const char *cmd, const auth_event *ev)
 {
     adi_bus_t *bus = NULL;
     adi_error_t err;
@@ -290,21 +293,29 @@ static bool publish(const admin_cfg_t *cfg, const auth_event *ev)
         rc = adi_bus_add(bus, ADI_KEY_EV_AUTH, (adi_str_t){b.data, b.len}, NULL, &err);
     if (rc != ADI_OK)
         fprintf(stderr,
-                "deactivate-user: the user is deactivated, but publishing on " ADI_KEY_EV_AUTH
+                "%s: the user is %s, but publishing on " ADI_KEY_EV_AUTH
                 " failed (%s): access tokens stay valid until they expire\n",
-                err.message);
+                cmd, ev->kind.ptr, err.message);
     adi_bus_free(bus);
     adi_buf_dispose(&b);
     return rc == ADI_OK;
 }
 
-int admin_deactivate_user(const admin_cfg_t *cfg, int argc, char **argv)
+/*
+ * deactivate-user (`deleting` false) and delete-user (true). Both end the user's access at once:
+ * the access tokens are self-contained JWTs that the gateway verifies without asking auth, so
+ * whatever ends an account must publish on ev:auth a token version above every version issued.
+ * A deleted row keeps no version to bump: the event carries its last version + 1, and the
+ * user's roles and refresh tokens go with the row (ON DELETE CASCADE).
+ */
+static int end_user(const admin_cfg_t *cfg, int argc, char **argv, bool deleting)
 {
+    const char *cmd = deleting ? "delete-user" : "deactivate-user";
     user_opts_t o;
     if (!parse_opts(argc, argv, "--tenant --email", &o))
         return ADMIN_EXIT_USAGE;
     if (o.email == NULL || (o.tenant != NULL && !adi_uuid_valid(adi_str_c(o.tenant)))) {
-        fprintf(stderr, "deactivate-user: --email is required, --tenant must be a UUID\n");
+        fprintf(stderr, "%s: --email is required, --tenant must be a UUID\n", cmd);
         return ADMIN_EXIT_USAGE;
     }
     adi_db_t *db = admin_connect(cfg);
@@ -316,24 +327,27 @@ int admin_deactivate_user(const admin_cfg_t *cfg, int argc, char **argv)
     adi_error_clear(&err);
     adi_str_t tenant_id;
     adi_db_res_t *res = NULL;
-    adi_err rc = find_tenant(db, &pool, &o, &tenant_id) ? ADI_OK : ADI_NOT_FOUND;
+    adi_err rc = find_tenant(db, &pool, &o, cmd, &tenant_id) ? ADI_OK : ADI_NOT_FOUND;
     /* The tenant is matched explicitly too: an admin role may bypass row-level security. */
     adi_str_t p[2] = {adi_str_c(o.email), tenant_id};
     if (rc == ADI_OK)
         rc = adi_db_begin(db, tenant_id.len > 0 ? tenant_id : ADI_STR(NO_TENANT), &err);
     if (rc == ADI_OK)
         rc = adi_db_exec(db, &pool,
-                         "UPDATE auth.users SET is_active = false, updated_at = now(), "
-                         "token_version = token_version + 1 WHERE lower(email) = lower($1) "
-                         "AND tenant_id IS NOT DISTINCT FROM nullif($2, '')::uuid "
-                         "RETURNING id, token_version",
+                         deleting ? "DELETE FROM auth.users WHERE lower(email) = lower($1) "
+                                    "AND tenant_id IS NOT DISTINCT FROM nullif($2, '')::uuid "
+                                    "RETURNING id, token_version + 1"
+                                  : "UPDATE auth.users SET is_active = false, updated_at = now(), "
+                                    "token_version = token_version + 1 WHERE lower(email) = "
+                                    "lower($1) AND tenant_id IS NOT DISTINCT FROM "
+                                    "nullif($2, '')::uuid RETURNING id, token_version",
                          2, p, &res, &err);
     if (rc == ADI_OK && adi_db_nrows(res) != 1) {
-        fprintf(stderr, "deactivate-user: no user has this e-mail in that tenant\n");
+        fprintf(stderr, "%s: no user has this e-mail in that tenant\n", cmd);
         rc = ADI_NOT_FOUND;
     }
     adi_str_t id = rc == ADI_OK ? adi_db_get(res, 0, 0) : ADI_STR_NULL;
-    if (rc == ADI_OK)
+    if (rc == ADI_OK && !deleting)
         rc = adi_db_exec(db, NULL,
                          "UPDATE auth.refresh_tokens SET revoked_at = now() "
                          "WHERE user_id = $1::uuid AND revoked_at IS NULL",
@@ -341,18 +355,28 @@ int admin_deactivate_user(const admin_cfg_t *cfg, int argc, char **argv)
     if (rc == ADI_OK)
         rc = adi_db_commit(db, &err);
     if (rc != ADI_OK && rc != ADI_NOT_FOUND)
-        fprintf(stderr, "deactivate-user: %s (%s)\n", err.message, adi_db_diag(db));
+        fprintf(stderr, "%s: %s (%s)\n", cmd, err.message, adi_db_diag(db));
     adi_db_rollback(db);
     if (rc == ADI_OK) {
         auth_event ev = {.user_id = id,
                          .tenant_id = tenant_id,
-                         .kind = ADI_STR("deactivated"),
+                         .kind = deleting ? ADI_STR("deleted") : ADI_STR("deactivated"),
                          .version = strtoll(adi_db_get(res, 0, 1).ptr, NULL, 10)};
-        printf("deactivated %s (token version %lld)\n", id.ptr, (long long)ev.version);
-        if (!publish(cfg, &ev))
+        printf("%s %s (token version %lld)\n", ev.kind.ptr, id.ptr, (long long)ev.version);
+        if (!publish(cfg, cmd, &ev))
             rc = ADI_UNAVAILABLE;
     }
     adi_pool_dispose(&pool);
     adi_db_free(db);
     return rc == ADI_OK ? ADMIN_EXIT_OK : ADMIN_EXIT_FAILED;
+}
+
+int admin_deactivate_user(const admin_cfg_t *cfg, int argc, char **argv)
+{
+    return end_user(cfg, argc, argv, false);
+}
+
+int admin_delete_user(const admin_cfg_t *cfg, int argc, char **argv)
+{
+    return end_user(cfg, argc, argv, true);
 }

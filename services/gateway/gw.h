@@ -40,6 +40,12 @@ struct redisAsyncContext;
 #define GW_ID_MAX         128 /* envelope id (correlation id) bytes */
 #define GW_REP_STREAM_MAX 200 /* reply stream key bytes */
 #define GW_CLIENT_IP_MAX  64  /* client address text bytes (IPv6 fits) */
+/*
+ * Largest request head served (request target plus every header name and value): above it 431.
+ * h2o itself reads heads of up to H2O_MAX_REQLEN (about 408 KiB) and answers 400 beyond; an API
+ * client never needs more than a few KiB (the largest header is a ~1 KiB bearer token).
+ */
+#define GW_HEAD_MAX (64 * 1024)
 
 typedef struct gw gw_t;
 typedef struct gw_thread gw_thread_t;

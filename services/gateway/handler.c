@@ -867,10 +867,28 @@ static bool authenticate(gw_req_t *r)
     return true;
 }
 
+/* Bytes of the request head as the client sent it, give or take the separators. */
+static size_t head_bytes(const h2o_req_t *req)
+{
+    size_t n = req->method.len + req->path.len;
+    for (size_t i = 0; i < req->headers.size; i++)
+        n += req->headers.entries[i].name->len + req->headers.entries[i].value.len + 4;
+    return n;
+}
+
 static void serve(gw_req_t *r)
 {
     h2o_req_t *req = r->req;
     gw_thread_t *t = r->t;
+    /*
+     * A hostile head (huge headers or target) that h2o still accepted gets a clear 431 before
+     * anything parses, copies, echoes (the 404's "path") or logs it. Security check, issue 8.
+     */
+    if (head_bytes(req) > GW_HEAD_MAX) {
+        snprintf(r->route_label, sizeof(r->route_label), "oversized_head");
+        respond_detail(r, 431, "Request header fields too large.", NULL);
+        return;
+    }
     gw_method_t m = gw_method_parse(r->method);
     if (m == GW_M_OPTIONS && r->origin.ptr != NULL &&
         h2o_find_header_by_str(&req->headers, H2O_STRLIT("access-control-request-method"), -1) >=

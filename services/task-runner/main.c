@@ -5,12 +5,15 @@
  * svc:{task-runner}:req) and SIGTERM draining, and owns the Postgres schema "tasks". Its real work
  * is the queue runtime (runtime.c: task workers on tasks:<queue> streams, the table tr_tasks of
  * tasks/) and the scheduler (scheduler.c), tied to the service's life by the hooks in
- * task_runner.c.
+ * task_runner.c; its request handlers (ops/) let tenant admins trigger tasks and read their state.
  */
+#include "ops/tasks_api.h"
 #include "task_runner.h"
 
 /* Operations answered here (sys.health is answered by libs/svc for every service). */
 static const adi_svc_handler_t *const handlers[] = {
+    &tr_enqueue_row, /* POST /api/tasks/ (ops/tasks_api.c) */
+    &tr_get_row,     /* GET /api/tasks/{id}/ */
     NULL,
 };
 

@@ -351,6 +351,17 @@ static void test_round_trip_and_errors(void **state)
     char want[256];
     snprintf(want, sizeof(want), "via|%s|%s", TENANT, f->name);
     assert_true(adi_str_eq_c(m->message, want));
+    /* The caller's reply stream carries a TTL, so a killed caller leaves nothing behind. */
+    int with_ttl = 0;
+    for (int i = 0; i < f->cfg.workers; i++) {
+        char key[256];
+        snprintf(key, sizeof(key), "svc:{%s}:%s-w%d:rep", f->name, f->name, i);
+        const char *pttl[2] = {"PTTL", key};
+        long long ms = itest_redis_int(0, 2, pttl);
+        assert_true(ms != -1); /* -2: that worker made no call; else a TTL */
+        with_ttl += ms > 0;
+    }
+    assert_int_equal(with_ttl, 1);
 
     /* Readiness: Redis, Postgres and the group are there. */
     char why[128] = "";

@@ -35,7 +35,12 @@ struct adi_bus {
         char sha[41];            /* its SHA1 digest as SCRIPT LOAD returned it */
     } scripts[ADI_BUS__SCRIPTS]; /* digests of scripts loaded through this client */
     int nscripts;                /* used entries of scripts[] */
+    int64_t reply_ttl_at_ms;     /* adi_mono_ms of the last TTL refresh of reply_stream, 0 never */
 };
+
+/* TTL of a caller's reply stream, and how often a caller refreshes it (see call.c). */
+#define ADI_BUS__REPLY_TTL_MS     (15 * 60 * 1000)
+#define ADI_BUS__REPLY_REFRESH_MS (10 * 1000)
 
 /**
  * Runs one command (connecting first), waiting block_ms plus the command timeout for the reply.

@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <hiredis/hiredis.h>
+
 #include "adi/bus.h"
 #include "adi/keys.h"
 #include "adi/messages.h"
@@ -97,6 +99,31 @@ static void start_after(const char *req_id, char after[ADI_BUS_ID_MAX])
     snprintf(after, ADI_BUS_ID_MAX, "%llu-18446744073709551615", ms - 1);
 }
 
+/*
+ * A caller's reply stream lives only while the caller does: each successful call (the reply
+ * stream exists then) gives it a TTL of ADI_BUS__REPLY_TTL_MS, refreshed at most once every
+ * ADI_BUS__REPLY_REFRESH_MS, so a killed process leaves no stream behind (found by
+ * tests/faults: svc:{S}:<consumer>:rep of kill -9'd replicas stayed forever). Best effort: a
+ * failure here is the next call's to retry.
+ */
+static void keep_reply_stream(adi_bus_t *bus, const char *reply_stream)
+{
+    int64_t now = adi_mono_ms();
+    if (bus->reply_ttl_at_ms != 0 && now - bus->reply_ttl_at_ms < ADI_BUS__REPLY_REFRESH_MS)
+        return;
+    char ttl[24];
+    snprintf(ttl, sizeof(ttl), "%d", ADI_BUS__REPLY_TTL_MS);
+    const char *argv[3] = {"PEXPIRE", reply_stream, ttl};
+    redisReply *r = NULL;
+    adi_error_t inner;
+    adi_error_clear(&inner);
+    if (adi_bus__command(bus, 0, 3, argv, NULL, &r, &inner) == ADI_OK) {
+        if (r->type != REDIS_REPLY_ERROR)
+            bus->reply_ttl_at_ms = now;
+        freeReplyObject(r);
+    }
+}
+
 adi_err adi_bus_call_req(adi_bus_t *bus, const adi_bus_request_t *req, adi_pool_t *pool,
                          adi_reply **out, adi_error_t *err)
 {
@@ -146,7 +173,10 @@ adi_err adi_bus_call_req(adi_bus_t *bus, const adi_bus_request_t *req, adi_pool_
 
     char after[ADI_BUS_ID_MAX];
     start_after(req_entry, after);
-    return adi_bus_wait_reply(bus, reply_stream, env.id, after, req->deadline_ms, pool, out, err);
+    rc = adi_bus_wait_reply(bus, reply_stream, env.id, after, req->deadline_ms, pool, out, err);
+    if (rc == ADI_OK)
+        keep_reply_stream(bus, reply_stream);
+    return rc;
 }
 
 adi_err adi_bus_call(adi_bus_t *bus, const char *service, const char *op,

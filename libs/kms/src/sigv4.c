@@ -363,9 +363,11 @@ static adi_err append_canonical_query(adi_buf_t *b, adi_str_t query, adi_error_t
             goto out;
         }
     }
+    /* Only empty keys and values ("=", "&=&") leave scratch unallocated (data NULL). */
+    const char *base = scratch.data != NULL ? scratch.data : "";
     for (size_t k = 0; k < n; k++) {
-        qp[k].key = scratch.data + qp[k].koff;
-        qp[k].val = scratch.data + qp[k].voff;
+        qp[k].key = base + qp[k].koff;
+        qp[k].val = base + qp[k].voff;
     }
     if (n > 1)
         qsort(qp, n, sizeof(*qp), query_param_cmp);

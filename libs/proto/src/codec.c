@@ -153,6 +153,22 @@ static bool utf8_count(const char *s, size_t n, size_t *chars)
     return true;
 }
 
+/* The length of the longest prefix of `s` (at most `max` bytes) made of whole, valid UTF-8
+ * characters: what an error message may echo of text that was not validated. */
+static size_t utf8_prefix(const char *s, size_t n, size_t max)
+{
+    size_t end = 0;
+    size_t chars;
+    while (end < n && end < max) {
+        unsigned char c = (unsigned char)s[end];
+        size_t len = c < 0xc0 ? 1 : c < 0xe0 ? 2 : c < 0xf0 ? 3 : 4;
+        if (len > n - end || len > max - end || !utf8_count(s + end, len, &chars))
+            break;
+        end += len;
+    }
+    return end;
+}
+
 static bool is_alnum(unsigned char c)
 {
     return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
@@ -550,7 +566,10 @@ static bool dec_str(dec_t *c, const adi_field_desc_t *f, const adi_mp_item_t *it
             long long max = f->max > 0 ? (long long)f->max : ADI_PROTO__MAX_STR_BYTES;
             fail(c, p, "Ensure this field has no more than %lld characters.", max);
         } else if (f->fmt == ADI_FMT_ENUM) {
-            fail(c, p, "\"%.32s...\" is not a valid choice.", s.ptr);
+            /* Not yet checked as UTF-8: echo only whole, valid characters (the message travels
+             * in a reply the gateway validates). */
+            fail(c, p, "\"%.*s...\" is not a valid choice.", (int)utf8_prefix(s.ptr, s.len, 32),
+                 s.ptr);
         } else {
             fail(c, p, "%s", bad_type);
         }

@@ -29,9 +29,11 @@
 /*
  * KEYS: stream, delayed, state, unique. ARGV: id, task bytes, delay_ms, unique (1/0), lock ttl
  * ms, state ttl s, (unused), name, queue, tenant, max_attempts, request_id.
- * Returns {1, now} when enqueued, {0, holder id} when the unique lock is held.
+ * Returns {1, now} when enqueued, {0, holder id} when the unique lock is held, {2, now} when the
+ * task's state already exists (a repeated enqueue of a caller-chosen id: nothing changes).
  */
 static const char enqueue_lua[] = LUA_PRELUDE
+    "if redis.call('EXISTS', KEYS[3]) == 1 then return {2, now} end\n"
     "if ARGV[4] == '1' then\n"
     "  if not redis.call('SET', KEYS[4], ARGV[1], 'NX', 'PX', ARGV[5]) then\n"
     "    return {0, redis.call('GET', KEYS[4]) or ''}\n"
@@ -105,6 +107,34 @@ static const char *or_empty(const char *s)
     return s != NULL ? s : "";
 }
 
+void adi_tasks_derive_id(adi_str_t seed, char out[37])
+{
+    static const char hex[] = "0123456789abcdef";
+    unsigned char d[ADI_SHA256_LEN];
+    adi_sha256(seed.ptr != NULL ? seed.ptr : "", seed.ptr != NULL ? seed.len : 0, d);
+    d[6] = (unsigned char)((d[6] & 0x0f) | 0x80); /* version 8: custom */
+    d[8] = (unsigned char)((d[8] & 0x3f) | 0x80); /* variant: RFC 9562 */
+    size_t o = 0;
+    for (int i = 0; i < 16; i++) {
+        if (i == 4 || i == 6 || i == 8 || i == 10)
+            out[o++] = '-';
+        out[o++] = hex[d[i] >> 4];
+        out[o++] = hex[d[i] & 15];
+    }
+    out[o] = '\0';
+}
+
+/* True when `id` is a UUID in lower case (the form task ids and their state keys use). */
+static bool id_valid(const char *id)
+{
+    if (!adi_uuid_valid(adi_str_c(id)))
+        return false;
+    for (const char *p = id; *p; p++)
+        if (*p >= 'A' && *p <= 'F')
+            return false;
+    return true;
+}
+
 /* Checks the spec's numbers and names; field messages name what is wrong. */
 static adi_err check_spec(const adi_task_spec_t *s, const char *queue, adi_error_t *err)
 {
@@ -123,6 +153,8 @@ static adi_err check_spec(const adi_task_spec_t *s, const char *queue, adi_error
     if (s->delay_ms < 0 || s->delay_ms > ADI_TASKS_DELAY_MAX_MS)
         adi_error_field(err, "delay_ms", "Ensure this value is between 0 and %lld.",
                         (long long)ADI_TASKS_DELAY_MAX_MS);
+    if (s->id != NULL && s->id[0] != '\0' && !id_valid(s->id))
+        adi_error_field(err, "id", "Must be a valid UUID.");
     if (s->unique_ttl_ms < 0 || s->state_ttl_s < 0)
         adi_error_field(err, "non_field_errors", "TTLs may not be negative.");
     if (err != NULL && err->code != ADI_OK)
@@ -172,7 +204,10 @@ adi_err adi_tasks_enqueue(adi_bus_t *bus, const adi_task_spec_t *spec, char id[3
     adi_pool_t pool;
     adi_pool_init(&pool);
     char tid[37];
-    adi_uuid_v4(tid);
+    if (spec->id != NULL && spec->id[0] != '\0')
+        memcpy(tid, spec->id, sizeof(tid)); /* 36 characters and NUL: checked by check_spec */
+    else
+        adi_uuid_v4(tid);
     task_msg t;
     memset(&t, 0, sizeof(t));
     t.id = adi_str_c(tid);
@@ -229,6 +264,7 @@ adi_err adi_tasks_enqueue(adi_bus_t *bus, const adi_task_spec_t *spec, char id[3
         rc = unexpected("enqueue", err);
         goto out;
     }
+    /* {2, now}: the task exists already (a repeated enqueue of its id), which is a success. */
     if (v->items[0].i == 0) {
         const adi_bus_value_t *holder = &v->items[1];
         if (holder->type == ADI_BUS_V_STR && holder->s.len == 36)

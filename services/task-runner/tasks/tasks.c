@@ -12,6 +12,7 @@ const tr_task_def_t *const tr_tasks[] = {
     &tr_task_sync_meta,
     &tr_task_sync_google,
     &tr_task_send_invitation_email,
+    &tr_task_noop,
     NULL,
 };
 

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * What the task files under services/task-runner/tasks/ share; not for use outside this folder
- * (the runtime only sees tr_tasks[] from task.h). The rows of the four tasks, the settings the
+ * (the runtime only sees tr_tasks[] from task.h). The rows of the tasks, the settings the
  * mail task reads from the runner's state, and the helpers every task is written with: calling
  * another service as the task runner acting for a tenant (bounded by the task's deadline, the
  * callee's error turned into a task outcome as task.h defines them), the tenant a task works
@@ -23,6 +23,7 @@ extern const tr_task_def_t tr_task_rotate_deks;           /* rotate_deks.c */
 extern const tr_task_def_t tr_task_sync_meta;             /* sync.c */
 extern const tr_task_def_t tr_task_sync_google;           /* sync.c */
 extern const tr_task_def_t tr_task_send_invitation_email; /* send_invitation_email.c */
+extern const tr_task_def_t tr_task_noop;                  /* noop.c */
 
 /** The runner's settings the mail task uses (borrowed from the runner's state). */
 typedef struct tr_mail_settings {

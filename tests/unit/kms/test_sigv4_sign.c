@@ -191,6 +191,12 @@ static void test_queries(void **state)
     assert_string_equal(got, "/\nx=a%3Db&y=~%20");
     path_and_query(ADI_STR("/"), ADI_STR_NULL, true, got, sizeof(got));
     assert_string_equal(got, "/\n");
+    /* Found by fuzz_sigv4: only empty keys and values (nothing decoded at all) signed with
+     * pointer arithmetic on a NULL buffer. */
+    path_and_query(ADI_STR("/"), ADI_STR("="), true, got, sizeof(got));
+    assert_string_equal(got, "/\n=");
+    path_and_query(ADI_STR("/"), ADI_STR("&=&="), true, got, sizeof(got));
+    assert_string_equal(got, "/\n=&=");
 }
 
 static void test_headers_canonical(void **state)

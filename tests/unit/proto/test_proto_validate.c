@@ -390,6 +390,16 @@ static void test_choice(void **state)
                   "\"rrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrr...\" is not a valid choice.");
     assert_int_equal(one_strn(f, "uuid", h, big), ADI_INVALID);
     PT_ASSERT_HAS(&f->err, "uuid", "Must be a valid UUID.");
+    /* Found with fuzz_msg's error-reply check: the echo of a huge value (not checked as UTF-8)
+     * cut a character in two, or copied invalid bytes, so the service's error reply failed the
+     * gateway's decode. Only whole, valid characters are echoed. */
+    memcpy(h + 31, "\xc3\xa9", 2);
+    assert_int_equal(one_strn(f, "color", h, big), ADI_INVALID);
+    PT_ASSERT_HAS(&f->err, "color",
+                  "\"rrrrrrrrrrrrrrrrrrrrrrrrrrrrrrr...\" is not a valid choice.");
+    h[3] = '\xff';
+    assert_int_equal(one_strn(f, "color", h, big), ADI_INVALID);
+    PT_ASSERT_HAS(&f->err, "color", "\"rrr...\" is not a valid choice.");
     free(h);
 }
 

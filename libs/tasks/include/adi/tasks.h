@@ -59,19 +59,33 @@ typedef struct adi_task_spec {
     bool unique;            /* refuse while a copy (same name, tenant and args) is queued/running */
     int64_t unique_ttl_ms;  /* lock lifetime beyond delay_ms, 0 = ADI_TASKS_UNIQUE_TTL_MS */
     int64_t state_ttl_s;    /* TTL of the PENDING state beyond the delay, 0 = a day */
+    const char *id;         /* the task's id chosen by the caller (a lower-case UUID, e.g. from
+                               adi_tasks_derive_id), NULL or "" = a fresh random one */
 } adi_task_spec_t;
 
 /**
- * Enqueues a task: validates `spec`, makes a fresh id (written to `id`, 36 characters + NUL),
- * encodes the task_msg (attempt 0, enqueued_at_ms now) and runs one script that takes the unique
- * lock (when asked), writes the PENDING state and XADDs the task to tasks:<queue> (or ZADDs it to
- * tasks:<queue>:delayed, due now + delay_ms by Redis's clock).
- * Errors: ADI_INVALID (bad queue or task name, args that are not one msgpack map or too large,
+ * Enqueues a task: validates `spec`, takes spec->id or makes a fresh id (written to `id`, 36
+ * characters + NUL), encodes the task_msg (attempt 0, enqueued_at_ms now) and runs one script that
+ * takes the unique lock (when asked), writes the PENDING state and XADDs the task to
+ * tasks:<queue> (or ZADDs it to tasks:<queue>:delayed, due now + delay_ms by Redis's clock).
+ * When the state hash task:<id> already exists the script changes nothing and the call succeeds
+ * with that id: a producer that derives the id from its request (adi_tasks_derive_id) can repeat
+ * the call after a redelivery without ever making a second task (as long as the first one's state
+ * is kept, ADI_TASKS_STATE_TTL_S by default).
+ * Errors: ADI_INVALID (bad queue, task name or id, args that are not one msgpack map or too large,
  * out-of-range numbers; field messages name the field), ADI_CONFLICT (unique, and a copy holds
  * the lock: `id` then holds that copy's id), ADI_UNAVAILABLE (Redis), ADI_INTERNAL.
  */
 adi_err adi_tasks_enqueue(adi_bus_t *bus, const adi_task_spec_t *spec, char id[37],
                           adi_error_t *err);
+
+/**
+ * A task id derived from `seed`: the first 16 bytes of SHA-256(seed) as a lower-case UUID of
+ * version 8 (RFC 9562, custom) and the RFC variant, written as 36 characters plus NUL. The same
+ * seed always gives the same id, e.g. "tasks.enqueue:" + the request's scoped id, so a redelivered
+ * request enqueues under the id its first delivery used.
+ */
+void adi_tasks_derive_id(adi_str_t seed, char out[37]);
 
 /** True when `q` is a valid queue name: 1-64 of [a-z0-9_.-]. */
 bool adi_tasks_queue_valid(const char *q);
