@@ -811,7 +811,8 @@ function dockerfile_stages(repo) {
  *      recommends (DL3015), -y (DL3014), lists removed (DL3009); never `apt` (DL3027), no sudo
  *      (DL3004), no curl or wget in any stage (no download at build time, no tool at run time)
  *  R7  COPY, never ADD (DL3020); ENTRYPOINT and CMD in JSON form (DL3025); WORKDIR absolute (DL3000)
- *  R8  the build stage installs every lib*-dev of ./adi's PACKAGES (the image builds what CI does)
+ *  R8  the build stage installs every lib*-dev of ./adi's PACKAGES (the image builds what CI does),
+ *      but the test-only libclang-rt-dev (libFuzzer)
  *  R9  .dockerignore excludes everything but what the build COPYs; never .env, .git or build trees
  */
 function check_dockerfile(repo) {
@@ -926,7 +927,9 @@ function check_dockerfile(repo) {
     const adi = fs.readFileSync(path.join(repo, 'adi'), 'utf8');
     const pk = /PACKAGES=\(([^)]*)\)/.exec(adi);
     if (check(pk, 'Dockerfile R8', './adi has no PACKAGES list')) {
-        const devs = pk[1].split(/\s+/).filter((p) => /^lib.*-dev$/.test(p));
+        // libclang-rt-dev is libFuzzer's runtime for tests/fuzz only: the image builds no fuzzer.
+        const testOnly = new Set(['libclang-rt-dev']);
+        const devs = pk[1].split(/\s+/).filter((p) => /^lib.*-dev$/.test(p) && !testOnly.has(p));
         const run = build.ins.filter((i) => i.kw === 'RUN').map((i) => i.text).join(' ');
         for (const d of devs)
             check(new RegExp(`(^|\\s)${d.replace(/[.+]/g, '\\$&')}(\\s|$)`).test(run.replace(/\\\n/g, ' ')),

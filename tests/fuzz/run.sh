@@ -45,7 +45,7 @@ done
 
 CC=${ADI_FUZZ_CC:-clang}
 command -v "$CC" >/dev/null 2>&1 || die "$CC not found: install clang (./adi deps)"
-[[ -n "$("$CC" -print-file-name=libclang_rt.fuzzer-x86_64.a 2>/dev/null | grep /)" ]] ||
+"$CC" -print-file-name=libclang_rt.fuzzer-x86_64.a 2>/dev/null | grep -q / ||
     say "warning: $CC may lack the libFuzzer runtime (Debian: libclang-rt-dev)"
 
 say "configuring $BUILD"

@@ -140,6 +140,7 @@ typedef struct outbox_item {
     struct outbox_item *next; /* next event, in publication order */
     const char *stream;       /* target stream (pool copy) */
     adi_str_t msg;            /* encoded event (pool) */
+    adi_str_t row;            /* its <schema>.adi_outbox id once staged (pool), else NULL */
 } outbox_item_t;
 
 void adi_svc_publish(adi_ctx_t *ctx, const char *stream, const adi_msg_desc_t *d, const void *msg)
@@ -147,10 +148,45 @@ void adi_svc_publish(adi_ctx_t *ctx, const char *stream, const adi_msg_desc_t *d
     outbox_item_t *it = adi_pool_alloc(ctx->pool, sizeof(*it));
     it->stream = adi_pool_strdup(ctx->pool, adi_str_c(stream)).ptr;
     it->msg = adi_proto_encode_pool(d, msg, ctx->pool);
+    it->row = ADI_STR_NULL;
     outbox_item_t **tail = (outbox_item_t **)&ctx->outbox_;
     while (*tail != NULL)
         tail = &(*tail)->next;
     *tail = it;
+}
+
+/* Whether the service has <schema>.adi_outbox (asked once per worker). */
+static bool outbox_present(adi_svc_worker_t *w, adi_db_t *db)
+{
+    if (w->outbox == 0) {
+        adi_db_res_t *res = NULL;
+        adi_error_t err;
+        adi_error_clear(&err);
+        adi_pool_t pool;
+        adi_pool_init(&pool);
+        if (adi_db_exec(db, &pool, w->svc->sql_outbox_exists, 0, NULL, &res, &err) == ADI_OK)
+            w->outbox = adi_str_eq_c(adi_db_get(res, 0, 0), "t") ? 1 : -1;
+        adi_pool_dispose(&pool);
+    }
+    return w->outbox > 0;
+}
+
+adi_err adi_svc__stage_outbox(adi_ctx_t *ctx, adi_db_t *db, adi_error_t *err)
+{
+    adi_svc_worker_t *w = ctx->worker_;
+    if (ctx->outbox_ == NULL || !outbox_present(w, db))
+        return ADI_OK;
+    static const adi_db_type types[2] = {ADI_DB_TEXT, ADI_DB_BYTEA};
+    for (outbox_item_t *it = ctx->outbox_; it != NULL; it = it->next) {
+        adi_str_t params[2] = {adi_str_c(it->stream), it->msg};
+        adi_db_res_t *res = NULL;
+        adi_err rc = adi_db_exec_typed(db, ctx->pool, w->svc->sql_outbox_insert, 2, params, types,
+                                       &res, err);
+        if (rc != ADI_OK)
+            return rc;
+        it->row = adi_db_get(res, 0, 0);
+    }
+    return ADI_OK;
 }
 
 void adi_svc__flush_outbox(adi_ctx_t *ctx)
@@ -159,9 +195,62 @@ void adi_svc__flush_outbox(adi_ctx_t *ctx)
     for (outbox_item_t *it = ctx->outbox_; it != NULL; it = it->next) {
         adi_error_t err;
         adi_error_clear(&err);
-        if (adi_bus_add(w->bus, it->stream, it->msg, NULL, &err) != ADI_OK)
-            ADI_LOG(&ctx->log, ADI_LOG_ERROR, "svc.publish_failed", "event to %s lost: %s",
-                    it->stream, err.message);
+        if (adi_bus_add(w->bus, it->stream, it->msg, NULL, &err) != ADI_OK) {
+            if (it->row.ptr != NULL)
+                ADI_LOG(&ctx->log, ADI_LOG_WARN, "svc.publish_deferred",
+                        "event to %s kept in the outbox: %s", it->stream, err.message);
+            else
+                ADI_LOG(&ctx->log, ADI_LOG_ERROR, "svc.publish_failed", "event to %s lost: %s",
+                        it->stream, err.message);
+            continue;
+        }
+        /* Published: the row is done with (a failure here only means a second, harmless copy
+           from the sweep: consumers are idempotent by event id). */
+        if (it->row.ptr != NULL && w->db != NULL &&
+            adi_db_exec(w->db, NULL, w->svc->sql_outbox_delete, 1, &it->row, NULL, &err) != ADI_OK)
+            ADI_LOG(&ctx->log, ADI_LOG_WARN, "svc.outbox_delete_failed", "%s", err.message);
     }
     ctx->outbox_ = NULL;
+}
+
+void adi_svc__sweep_outbox(adi_svc_worker_t *w, adi_db_t *db)
+{
+    if (!outbox_present(w, db))
+        return;
+    adi_error_t err;
+    adi_error_clear(&err);
+    adi_pool_t pool;
+    adi_pool_init(&pool);
+    adi_db_res_t *res = NULL;
+    int sent = 0, n = 0;
+    adi_err rc = adi_db_begin(db, ADI_STR_NULL, &err);
+    if (rc == ADI_OK)
+        rc = adi_db_exec(db, &pool, w->svc->sql_outbox_due, 0, NULL, &res, &err);
+    n = rc == ADI_OK ? adi_db_nrows(res) : 0;
+    for (int i = 0; i < n && rc == ADI_OK; i++) {
+        adi_str_t id = adi_db_get(res, i, 0);
+        char stream[256];
+        snprintf(stream, sizeof(stream), "%.*s", (int)adi_db_get(res, i, 1).len,
+                 adi_db_get(res, i, 1).ptr);
+        rc = adi_bus_add(w->bus, stream, adi_db_get_bytea(res, i, 2), NULL, &err);
+        if (rc == ADI_OK)
+            rc = adi_db_exec(db, NULL, w->svc->sql_outbox_delete, 1, &id, NULL, &err);
+        if (rc == ADI_OK)
+            sent++;
+    }
+    /* What was published and deleted commits; an event whose XADD failed stays for next time. */
+    if (adi_db_in_tx(db)) {
+        adi_error_t cerr;
+        adi_error_clear(&cerr);
+        if (sent > 0)
+            (void)adi_db_commit(db, &cerr);
+        else
+            adi_db_rollback(db);
+    }
+    if (sent > 0)
+        ADI_LOG(NULL, ADI_LOG_WARN, "svc.outbox_swept",
+                "%d event(s) left behind by a failed publish published now", sent);
+    if (rc != ADI_OK)
+        ADI_LOG(NULL, ADI_LOG_WARN, "svc.outbox_sweep_failed", "%s", err.message);
+    adi_pool_dispose(&pool);
 }

@@ -265,6 +265,17 @@ adi_err adi_svc_new(const adi_svc_def_t *def, const adi_svc_config_t *cfg, adi_m
     svc->sql_cleanup = sql_with_schema("DELETE FROM ", def->schema,
                                        ".adi_idempotency WHERE created_at < now() - "
                                        "interval '1 day'");
+    svc->sql_outbox_exists =
+        sql_with_schema("SELECT to_regclass('", def->schema, ".adi_outbox') IS NOT NULL");
+    svc->sql_outbox_insert = sql_with_schema("INSERT INTO ", def->schema,
+                                             ".adi_outbox (stream, msg) VALUES ($1, $2) "
+                                             "RETURNING id");
+    svc->sql_outbox_delete =
+        sql_with_schema("DELETE FROM ", def->schema, ".adi_outbox WHERE id = $1::bigint");
+    svc->sql_outbox_due =
+        sql_with_schema("SELECT id, stream, msg FROM ", def->schema,
+                        ".adi_outbox WHERE created_at < now() - interval '" ADI_SVC__OUTBOX_GRACE_S
+                        " seconds' ORDER BY id LIMIT 100 FOR UPDATE SKIP LOCKED");
     atomic_init(&svc->stop, false);
     atomic_init(&svc->group_joined, false);
     atomic_init(&svc->redis_down, 0);
@@ -410,6 +421,10 @@ void adi_svc_free(adi_svc_t *svc)
     free(svc->sql_select);
     free(svc->sql_insert);
     free(svc->sql_cleanup);
+    free(svc->sql_outbox_exists);
+    free(svc->sql_outbox_insert);
+    free(svc->sql_outbox_delete);
+    free(svc->sql_outbox_due);
     pthread_cond_destroy(&svc->cv);
     pthread_mutex_destroy(&svc->mu);
     free(svc);

@@ -23,6 +23,9 @@
 #define ADI_SVC__GAUGE_MS 5000
 /** Period and horizon of the idempotency table cleanup (worker 0). */
 #define ADI_SVC__CLEANUP_MS (10 * 60 * 1000)
+/* How often worker 0 sweeps the outbox, and how old an event must be to count as left behind. */
+#define ADI_SVC__OUTBOX_SWEEP_MS 5000
+#define ADI_SVC__OUTBOX_GRACE_S  "10"
 
 typedef struct adi_svc_worker adi_svc_worker_t;
 
@@ -64,6 +67,8 @@ struct adi_svc_worker {
     int64_t next_reclaim;        /* monotonic ms of the next reclaim sweep */
     int64_t next_gauge;          /* monotonic ms of the next backlog gauge update (worker 0) */
     int64_t next_cleanup;        /* monotonic ms of the next idempotency cleanup (worker 0) */
+    int64_t next_outbox;         /* monotonic ms of the next outbox sweep (worker 0) */
+    int outbox;                  /* <schema>.adi_outbox: 0 not known yet, 1 there, -1 absent */
     void *wipes;                 /* the current request's adi_svc_sensitive callbacks (pool list) */
     bool sensitive;              /* the current request's reply carries secrets */
 };
@@ -88,6 +93,10 @@ struct adi_svc {
     char *sql_select;          /* SELECT op, reply FROM <schema>.adi_idempotency ... */
     char *sql_insert;          /* INSERT INTO <schema>.adi_idempotency ... */
     char *sql_cleanup;         /* DELETE old rows of <schema>.adi_idempotency */
+    char *sql_outbox_exists;   /* is there a <schema>.adi_outbox table? */
+    char *sql_outbox_insert;   /* INSERT an event into <schema>.adi_outbox RETURNING id */
+    char *sql_outbox_delete;   /* DELETE one published event */
+    char *sql_outbox_due;      /* events left behind (older than the grace), locked */
     adi_svc_worker_t *workers; /* request workers first (cfg.workers), then event workers */
     int nworkers;              /* number of workers of every kind */
     int nrequest;              /* number of request workers (the first ones) */
@@ -120,5 +129,16 @@ void adi_svc__run_wipes(adi_svc_worker_t *w);
 
 /** Sends the events queued by adi_svc_publish on `ctx` (after a commit); frees the queue. */
 void adi_svc__flush_outbox(adi_ctx_t *ctx);
+
+/**
+ * Inside the request's transaction, just before COMMIT: writes the events queued on `ctx` into
+ * <schema>.adi_outbox (when the service has that table), so that they commit or roll back with
+ * the request's writes; adi_svc__flush_outbox then publishes and deletes them, and the sweep
+ * (adi_svc__sweep_outbox) publishes what a process that died in between left behind.
+ */
+adi_err adi_svc__stage_outbox(adi_ctx_t *ctx, adi_db_t *db, adi_error_t *err);
+
+/** Publishes (at least once) and deletes the events of <schema>.adi_outbox left behind. */
+void adi_svc__sweep_outbox(adi_svc_worker_t *w, adi_db_t *db);
 
 #endif

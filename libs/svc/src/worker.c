@@ -459,6 +459,12 @@ static void execute(request_t *r)
             return;
         }
     }
+    /* Events commit with the writes they describe (the outbox), then are published. */
+    rc = adi_svc__stage_outbox(&ctx, db, &r->err);
+    if (rc != ADI_OK) {
+        fail_tx(r, db, rc);
+        return;
+    }
     rc = adi_db_commit(db, &r->err);
     if (rc != ADI_OK) {
         if (rc == ADI_UNAVAILABLE)
@@ -782,7 +788,7 @@ static void reclaim(adi_svc_worker_t *w)
 
 /*
  * Periodic chores of the first worker of each stream: backlog gauges, and for the request
- * stream's, trimming the idempotency table.
+ * stream's, publishing outbox events left behind and trimming the idempotency table.
  */
 static void housekeeping(adi_svc_worker_t *w, int64_t now)
 {
@@ -798,6 +804,13 @@ static void housekeeping(adi_svc_worker_t *w, int64_t now)
             adi_metrics_gauge(svc->metrics, "adi_stream_pending", w->label, (double)gi.pending);
             adi_metrics_gauge(svc->metrics, "adi_stream_consumers", w->label, (double)gi.consumers);
         }
+    }
+    if (w->ev == NULL && now >= w->next_outbox) {
+        w->next_outbox = now + ADI_SVC__OUTBOX_SWEEP_MS;
+        adi_db_t *db = worker_db(w, &err);
+        if (db != NULL)
+            adi_svc__sweep_outbox(w, db);
+        adi_error_clear(&err);
     }
     if (w->ev == NULL && now >= w->next_cleanup) {
         w->next_cleanup = now + ADI_SVC__CLEANUP_MS;
@@ -816,6 +829,7 @@ void *adi_svc__worker_main(void *arg)
     w->next_reclaim = now;
     w->next_gauge = now;
     w->next_cleanup = now + 60000;
+    w->next_outbox = now + ADI_SVC__OUTBOX_SWEEP_MS;
     snprintf(w->cursor, sizeof(w->cursor), "0-0");
 
     while (!atomic_load(&svc->stop)) {

@@ -8,12 +8,8 @@
 #include "tasks_int.h"
 
 const tr_task_def_t *const tr_tasks[] = {
-    &tr_task_rotate_deks,
-    &tr_task_sync_meta,
-    &tr_task_sync_google,
-    &tr_task_send_invitation_email,
-    &tr_task_noop,
-    NULL,
+    &tr_task_rotate_deks,           &tr_task_sync_meta, &tr_task_sync_google,
+    &tr_task_send_invitation_email, &tr_task_noop,      NULL,
 };
 
 void tr_mail_settings(const tr_app_t *app, tr_mail_settings_t *out)

@@ -448,6 +448,43 @@ static void test_round_trip(void **state)
     adi_pool_dispose(&pool);
 }
 
+/*
+ * The transactional outbox (libs/svc): a credential's audit event is published and its outbox row
+ * deleted; a row left behind (a process that died between COMMIT and XADD) is published by the
+ * sweep of worker 0 and deleted.
+ */
+static void test_outbox(void **state)
+{
+    (void)state;
+    adi_pool_t pool;
+    adi_pool_init(&pool);
+    acct_t a;
+    make_acct(&a);
+    (void)create(&pool, &a, "TIKTOK", "act_outbox", "tok-outbox-1", NULL);
+    assert_int_equal(itest_sql_int(W.db, "SELECT count(*) FROM vault.adi_outbox", NULL), 0);
+
+    char stream[64];
+    itest_unique(stream, sizeof(stream), "itest:outbox");
+    char sql[256];
+    snprintf(sql, sizeof(sql),
+             "INSERT INTO vault.adi_outbox (stream, msg, created_at) "
+             "VALUES ('%s', '\\x01', now() - interval '1 minute')",
+             stream);
+    itest_sql(W.db, sql);
+    const char *xlen[2] = {"XLEN", stream};
+    long long n = 0, left = 1;
+    for (int i = 0; i < 300 && (n != 1 || left != 0); i++) {
+        usleep(100 * 1000); /* the sweep runs every 5 s */
+        n = itest_redis_int(rdb, 2, xlen);
+        left = itest_sql_int(W.db, "SELECT count(*) FROM vault.adi_outbox", NULL);
+    }
+    assert_int_equal(n, 1);
+    assert_int_equal(left, 0);
+    const char *del[2] = {"DEL", stream};
+    itest_redis_int(rdb, 2, del);
+    adi_pool_dispose(&pool);
+}
+
 static void test_swap_fails(void **state)
 {
     (void)state;
@@ -1302,6 +1339,7 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_round_trip),
         cmocka_unit_test(test_swap_fails),
+        cmocka_unit_test(test_outbox),
         cmocka_unit_test(test_tenant_scope),
         cmocka_unit_test(test_kms_local),
         cmocka_unit_test(test_rotate),

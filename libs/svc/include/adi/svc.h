@@ -320,7 +320,12 @@ void adi_svc_sensitive(adi_ctx_t *ctx, void (*wipe)(void *arg), void *arg);
 /**
  * Queues `msg` (type `d`) for XADD to `stream` (e.g. ADI_KEY_EV_AUDIT) once the request's
  * transaction has committed; dropped if the handler fails or the commit does. Events of a
- * replayed (idempotent) request are not sent again. Never fails.
+ * replayed (idempotent) request are not sent again. Never fails. When the service's schema has
+ * an adi_outbox table (a transactional outbox), a request handler's events are written there
+ * inside its transaction and deleted once published, and worker 0 publishes those a process
+ * left behind (it died, or Redis was down, between COMMIT and XADD): at least once, so
+ * consumers must be idempotent by event id. Without the table (and for ADI_SVC_NOTX handlers
+ * and event handlers) the XADD after COMMIT is best effort.
  */
 void adi_svc_publish(adi_ctx_t *ctx, const char *stream, const adi_msg_desc_t *d, const void *msg);
 
