@@ -142,6 +142,33 @@ class LoginAndTokens(Tenants):
         self.assertEqual(r.status, 200, r)
         self.assertEqual(set(r.json()), {"refresh", "access"})
 
+    def test_tokens_never_kept_under_an_idempotency_key(self):
+        # A login retried with its Idempotency-Key runs again (a fresh pair), because responses
+        # that carry tokens are not stored in Redis; the first pair is found nowhere in Redis.
+        key = {"Idempotency-Key": "login-" + uuid.uuid4().hex}
+        body = {"username": self.viewer_a_email, "password": PASSWORD}
+        first = http("POST", "/api/auth/login/", body, headers=key)
+        self.assertEqual(first.status, 200, first)
+        again = http("POST", "/api/auth/login/", body, headers=key)
+        self.assertEqual(again.status, 200, again)
+        self.assertIsNone(again.header("idempotent-replayed"))
+        self.assertNotEqual(first.json()["refresh"], again.json()["refresh"])
+        with Redis() as rd:
+            cursor, found = "0", []
+            while True:
+                cursor, keys = rd.command("SCAN", cursor, "MATCH", "gw:{idem}:*", "COUNT", "1000")
+                for k in keys:
+                    t = rd.command("TYPE", k)
+                    if (t.decode() if isinstance(t, bytes) else t) == "string":
+                        v = rd.command("GET", k) or b""
+                        v = v if isinstance(v, bytes) else str(v).encode()
+                        if first.json()["refresh"].encode() in v:
+                            found.append(k)
+                cursor = cursor.decode() if isinstance(cursor, bytes) else str(cursor)
+                if cursor == "0":
+                    break
+        self.assertEqual(found, [])
+
     def test_wrong_login_is_one_answer(self):
         _, email = make_user(self.tenant_a, "wrong")
         wrong_pw = login(email, "not-the-password")

@@ -235,6 +235,30 @@ static adi_err lookup(request_t *r, adi_db_t *db, adi_str_t key, bool *found)
     return ADI_OK;
 }
 
+/*
+ * What the idempotency table keeps of a successful reply: the reply itself, unless it carries
+ * secrets (adi_svc_sensitive: tokens from auth, plaintext from the vault). Those are never
+ * stored; a redelivery of such a request (its worker died after COMMIT, before the reply was
+ * sent) is answered 409 and the caller sends a new request.
+ */
+static adi_str_t stored_reply(request_t *r)
+{
+    if (!r->w->sensitive)
+        return r->reply;
+    adi_reply_error re;
+    memset(&re, 0, sizeof(re));
+    re.code = adi_str_c(adi_err_name(ADI_CONFLICT));
+    re.message = adi_str_c("This request was already served; its reply held secrets and is not "
+                           "kept: send a new request.");
+    adi_reply rep;
+    memset(&rep, 0, sizeof(rep));
+    rep.v = ADI_PROTO_VERSION;
+    rep.id = r->env->id;
+    rep.status = adi_err_http(ADI_CONFLICT);
+    rep.error = &re;
+    return adi_proto_encode_pool(&adi_reply__desc, &rep, &r->pool);
+}
+
 /* ---- the request path ------------------------------------------------------------------- */
 
 static bool has_raw(adi_str_t raw, bool is_null)
@@ -328,7 +352,7 @@ static void execute_notx_idem(request_t *r, adi_ctx_t *ctx, void *req, void *rep
                         "transaction left open; rolled back");
                 adi_db_rollback(db);
             }
-            adi_str_t params[3] = {key, adi_str_c(r->h->op->name), r->reply};
+            adi_str_t params[3] = {key, adi_str_c(r->h->op->name), stored_reply(r)};
             static const adi_db_type types[3] = {ADI_DB_TEXT, ADI_DB_TEXT, ADI_DB_BYTEA};
             adi_error_t ierr;
             adi_error_clear(&ierr);
@@ -441,7 +465,7 @@ static void execute(request_t *r)
     reply_handler(r, &ctx, rep);
 
     if (mutating) {
-        adi_str_t params[3] = {key, adi_str_c(op->name), r->reply};
+        adi_str_t params[3] = {key, adi_str_c(op->name), stored_reply(r)};
         static const adi_db_type types[3] = {ADI_DB_TEXT, ADI_DB_TEXT, ADI_DB_BYTEA};
         rc = adi_db_exec_typed(db, NULL, svc->sql_insert, 3, params, types, NULL, &r->err);
         if (rc == ADI_CONFLICT) {

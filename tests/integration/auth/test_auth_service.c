@@ -480,6 +480,45 @@ static void test_login_refused(void **state)
     assert_field(r, "password", "This field is required.");
 }
 
+/* Sends `op` with the request id `id` (a redelivery reuses it). */
+static adi_reply *call_as(fix_t *f, const adi_op_desc_t *op, const char *id, const void *body)
+{
+    adi_envelope env;
+    adi_str_t b = adi_proto_encode_pool(op->req, body, &f->pool);
+    itest_envelope(&env, id, op->name, f->reply, adi_now_ms() + 60000, NULL, b);
+    env.client_ip = ADI_STR("127.0.0.1");
+    itest_send(f->bus, "svc:{auth}:req", &env);
+    return itest_wait(f->bus, f->reply, id, f->after, &f->pool);
+}
+
+/*
+ * Replies carrying tokens are never kept in the idempotency table: a second delivery of the
+ * same login is answered 409 (send a new request), and no token is in the database.
+ */
+static void test_token_reply_not_stored(void **state)
+{
+    fix_t *f = *state;
+    char id[48];
+    itest_unique(id, sizeof(id), "login-again");
+    auth_login_req q = {.username = ADI_STR("alice@a.example"), .password = ADI_STR(PASSWORD)};
+    auth_login_rep *rep =
+        body_of(f, &adi_op_auth_login, call_as(f, &adi_op_auth_login, id, &q), 200);
+    char access[2048];
+    snprintf(access, sizeof(access), "%.*s", (int)rep->access.len, rep->access.ptr);
+    assert_error(call_as(f, &adi_op_auth_login, id, &q), 409,
+                 "This request was already served; its reply held secrets and is not kept: send "
+                 "a new request.");
+    assert_int_equal(itest_sql_int(f->db,
+                                   "SELECT count(*) FROM auth.adi_idempotency "
+                                   "WHERE position(convert_to($1, 'UTF8') in reply) > 0",
+                                   access),
+                     0);
+    assert_int_equal(
+        itest_sql_int(f->db, "SELECT count(*) FROM auth.adi_idempotency WHERE op = 'auth.login'",
+                      NULL) > 0,
+        1);
+}
+
 static void test_login_upgrades_hash(void **state)
 {
     fix_t *f = *state;
@@ -931,6 +970,7 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_login, test_setup, test_teardown),
         cmocka_unit_test_setup_teardown(test_login_refused, test_setup, test_teardown),
+        cmocka_unit_test_setup_teardown(test_token_reply_not_stored, test_setup, test_teardown),
         cmocka_unit_test_setup_teardown(test_login_upgrades_hash, test_setup, test_teardown),
         cmocka_unit_test_setup_teardown(test_same_email_two_tenants, test_setup, test_teardown),
         cmocka_unit_test_setup_teardown(test_refresh_rotation_and_reuse, test_setup, test_teardown),
