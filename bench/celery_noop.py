@@ -107,9 +107,9 @@ def _main():
         # the list and the unacked hash): wait for every result to be SUCCESS.
         metas, t0 = {}, time.monotonic()
         while True:
-            todo = [t for t in ids if t not in metas]
-            for i in range(0, len(todo), 1000):
-                chunk = todo[i:i + 1000]
+            waiting = [t for t in ids if t not in metas]
+            for i in range(0, len(waiting), 1000):
+                chunk = waiting[i:i + 1000]
                 for tid, raw in zip(chunk, r.mget([f"celery-task-meta-{t}" for t in chunk])):
                     meta = json.loads(raw) if raw is not None else {}
                     if meta.get("status") == "SUCCESS":

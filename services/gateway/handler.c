@@ -697,10 +697,9 @@ static void proxy(gw_req_t *r, gw_method_t m, const gw_match_t *match)
                 return;
             }
         }
-        /* Routes that issue tokens are not replayed: a kept response would be a kept secret.
-           The (checked) key is ignored there, so a retry simply logs in or refreshes again. */
-        if (rt->op == &adi_op_auth_login || rt->op == &adi_op_auth_token ||
-            rt->op == &adi_op_auth_refresh)
+        /* Operations whose reply carries secrets (tokens) are not replayed: a kept response
+           would be a kept secret. The (checked) key is ignored, so a retry runs again. */
+        if (rt->op->flags & ADI_OP_SECRET)
             key = ADI_STR_NULL;
     }
 

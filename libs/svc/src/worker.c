@@ -237,7 +237,7 @@ static adi_err lookup(request_t *r, adi_db_t *db, adi_str_t key, bool *found)
 
 /*
  * What the idempotency table keeps of a successful reply: the reply itself, unless it carries
- * secrets (adi_svc_sensitive: tokens from auth, plaintext from the vault). Those are never
+ * secrets (an ADI_OP_SECRET op such as auth.login, or adi_svc_sensitive). Those are never
  * stored; a redelivery of such a request (its worker died after COMMIT, before the reply was
  * sent) is answered 409 and the caller sends a new request.
  */
@@ -564,6 +564,8 @@ static void serve(adi_svc_worker_t *w, const adi_bus_entry_t *e)
         adi_error_set(&r.err, ADI_NOT_FOUND, "Unknown operation.");
         reply_error(&r, ADI_NOT_FOUND);
     } else {
+        /* A reply that carries secrets is wiped once sent and never stored (stored_reply). */
+        w->sensitive = (r.h->op->flags & ADI_OP_SECRET) != 0;
         execute(&r);
         adi_svc__run_wipes(w); /* every path ran them already; never leave one behind */
         if (ADI_NEVER(w->db != NULL && adi_db_in_tx(w->db))) {

@@ -82,7 +82,6 @@ static adi_err op_login(adi_ctx_t *ctx, const auth_login_req *req, auth_login_re
                         adi_error_t *err)
 {
     auth_user_row_t u;
-    adi_svc_sensitive(ctx, NULL, NULL); /* tokens: never stored, wiped once sent */
     adi_err rc = authenticate(ctx, req, &u, err);
     if (rc == ADI_OK)
         rc = auth_issue_pair(ctx, &u, ADI_STR_NULL, &rep->refresh, &rep->access, NULL, err);
@@ -99,7 +98,6 @@ static adi_err op_token(adi_ctx_t *ctx, const auth_login_req *req, auth_token_pa
                         adi_error_t *err)
 {
     auth_user_row_t u;
-    adi_svc_sensitive(ctx, NULL, NULL); /* tokens: never stored, wiped once sent */
     adi_err rc = authenticate(ctx, req, &u, err);
     if (rc != ADI_OK)
         return rc;

@@ -83,7 +83,6 @@ static adi_err op_refresh(adi_ctx_t *ctx, const auth_refresh_req *req, auth_toke
 {
     const auth_app_t *app = ctx->app;
     adi_jwt_claims_t c;
-    adi_svc_sensitive(ctx, NULL, NULL); /* tokens: never stored, wiped once sent */
     if (adi_jwt_verify(app->jwt, req->refresh, ADI_JWT_REFRESH, adi_now_ms() / 1000, &c, NULL,
                        err) != ADI_OK)
         return ADI_UNAUTHENTICATED;

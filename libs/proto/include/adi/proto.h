@@ -163,6 +163,8 @@ adi_err adi_msgpack_to_json(const char *mp, size_t len, adi_buf_t *out, adi_erro
 enum {
     ADI_OP_MUTATING = 1u << 0, /* redelivery returns the stored reply instead of running again */
     ADI_OP_INTERNAL = 1u << 1, /* only callable by a service principal, never routed */
+    ADI_OP_SECRET = 1u << 2,   /* the reply carries secrets (tokens): never stored for replay,
+                                  neither by libs/svc nor under a gateway Idempotency-Key */
 };
 
 /** An operation: its wire name and its request and reply types. */
