@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <hiredis/hiredis.h>
@@ -194,4 +196,25 @@ adi_reply *itest_wait(adi_bus_t *bus, const char *reply_stream, const char *id,
                            &rep, &err) != ADI_OK)
         fail_msg("no reply to %s: %s", id, err.message);
     return rep;
+}
+
+int itest_wait_child(pid_t pid)
+{
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0)
+        assert_int_equal(errno, EINTR);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+}
+
+void itest_migrate(const char *admin_bin, const char *mig_dir, const char *admin_url)
+{
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        setenv("MIGRATIONS_DIR", mig_dir, 1);
+        setenv("DATABASE_URL", admin_url, 1);
+        execl(admin_bin, admin_bin, "migrate", (char *)NULL);
+        _exit(127);
+    }
+    assert_int_equal(itest_wait_child(pid), 0);
 }

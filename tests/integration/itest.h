@@ -10,6 +10,7 @@
 
 #include <stdarg.h>
 #include <stddef.h>
+#include <sys/types.h>
 #include <setjmp.h>
 #include <stdint.h>
 #include <cmocka.h>
@@ -55,5 +56,12 @@ void itest_send(adi_bus_t *bus, const char *stream, const adi_envelope *env);
 /** Waits (up to 60 s) for the reply to `id` on `reply_stream`, reading after `after`. */
 adi_reply *itest_wait(adi_bus_t *bus, const char *reply_stream, const char *id,
                       char after[ADI_BUS_ID_MAX], adi_pool_t *pool);
+
+/** Waits for child `pid` (retrying on EINTR): its exit status, 128 when a signal ended it. */
+int itest_wait_child(pid_t pid);
+
+/** Runs `admin_bin migrate` with MIGRATIONS_DIR=`mig_dir` on `admin_url`; fails unless it exits 0.
+ */
+void itest_migrate(const char *admin_bin, const char *mig_dir, const char *admin_url);
 
 #endif

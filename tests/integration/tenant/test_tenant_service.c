@@ -81,27 +81,6 @@ static void nap_ms(long ms)
     nanosleep(&ts, NULL);
 }
 
-static int run_wait(pid_t pid)
-{
-    int status = 0;
-    while (waitpid(pid, &status, 0) < 0)
-        assert_int_equal(errno, EINTR);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
-}
-
-static void migrate(const char *admin_url)
-{
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        setenv("MIGRATIONS_DIR", W.mig_dir, 1);
-        setenv("DATABASE_URL", admin_url, 1);
-        execl(admin_bin, admin_bin, "migrate", (char *)NULL);
-        _exit(127);
-    }
-    assert_int_equal(run_wait(pid), 0);
-}
-
 static pid_t spawn_auth(void)
 {
     char log[512], url[256], key[65];
@@ -263,7 +242,7 @@ static int world_setup(void **state)
     itest_sql(W.root, sql);
     snprintf(url, sizeof(url), "postgresql://postgres@127.0.0.1:%s/%s", itest_env("ADI_PG_PORT"),
              W.dbname);
-    migrate(url);
+    itest_migrate(admin_bin, W.mig_dir, url);
     adi_error_t err;
     adi_error_clear(&err);
     assert_int_equal(adi_db_connect(url, &W.db, &err), ADI_OK);
@@ -309,7 +288,7 @@ static int world_teardown(void **state)
     if (W.auth_pid > 0) {
         kill(W.auth_pid, SIGCONT);
         kill(W.auth_pid, SIGTERM);
-        assert_int_equal(run_wait(W.auth_pid), 0);
+        assert_int_equal(itest_wait_child(W.auth_pid), 0);
     }
     adi_bus_free(W.bus);
     adi_db_free(W.db);

@@ -102,27 +102,6 @@ static void make_acct(acct_t *a)
     a->runner.service = ADI_STR("task-runner");
 }
 
-static int run_wait(pid_t pid)
-{
-    int status = 0;
-    while (waitpid(pid, &status, 0) < 0)
-        ;
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
-}
-
-static void migrate(const char *admin_url)
-{
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        setenv("MIGRATIONS_DIR", W.mig_dir, 1);
-        setenv("DATABASE_URL", admin_url, 1);
-        execl(admin_bin, admin_bin, "migrate", (char *)NULL);
-        _exit(127);
-    }
-    assert_int_equal(run_wait(pid), 0);
-}
-
 /* One request to the vault with request id `id`, waiting for its reply (in `pool`). */
 static adi_reply *call_id(adi_pool_t *pool, const adi_op_desc_t *op, adi_principal *p,
                           const void *body, const char *path_id, const char *id)
@@ -277,7 +256,7 @@ static int world_setup(void **state)
     itest_sql(W.root, sql);
     snprintf(url, sizeof(url), "postgresql://postgres@127.0.0.1:%s/%s", itest_env("ADI_PG_PORT"),
              W.dbname);
-    migrate(url);
+    itest_migrate(admin_bin, W.mig_dir, url);
     adi_error_t err;
     adi_error_clear(&err);
     assert_int_equal(adi_db_connect(url, &W.db, &err), ADI_OK);
@@ -1018,7 +997,7 @@ static int admin_run(char *out, size_t cap, const char *const *args)
         n += (size_t)got;
     out[n] = '\0';
     close(fds[0]);
-    return run_wait(pid);
+    return itest_wait_child(pid);
 }
 
 static void test_admin_cli(void **state)
