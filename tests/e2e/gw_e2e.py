@@ -17,6 +17,7 @@ import signal
 import socket
 import struct
 import subprocess
+import threading
 import time
 import urllib.parse
 from contextlib import contextmanager
@@ -551,3 +552,25 @@ class FakeService:
             rep["error"] = error
         self.r.command("XADD", envelope["reply_to"], "MAXLEN", "~", 1000, "*", "m",
                        mp_pack(rep))
+
+
+class Call:
+    """An HTTP request running in a thread while the test plays the service."""
+
+    def __init__(self, gw, method, path, body=None, headers=None):
+        self.result = None
+        self.error = None
+
+        def run():
+            try:
+                self.result = http(method, path, body=body, headers=headers, base=gw.url)
+            except Exception as e:  # reported by wait()
+                self.error = e
+        self.thread = threading.Thread(target=run)
+        self.thread.start()
+
+    def wait(self):
+        self.thread.join(timeout=60)
+        if self.error is not None:
+            raise self.error
+        return self.result

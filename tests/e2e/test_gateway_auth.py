@@ -21,7 +21,6 @@ import hmac
 import json
 import shutil
 import tempfile
-import threading
 import time
 import unittest
 import uuid
@@ -31,8 +30,8 @@ import msgpack  # Debian python3-msgpack
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from gw_e2e import (FakeService, PrivateGateway, PrivateRedis, Redis, effective_config, env, http,
-                    unpack_raw_field, wait_for)
+from gw_e2e import (Call, FakeService, PrivateGateway, PrivateRedis, Redis, effective_config, env,
+                    http, unpack_raw_field, wait_for)
 
 NO_CREDS = {"detail": "Authentication credentials were not provided."}
 NOT_ADMIN = {"detail": "You must be a tenant admin to perform this action."}
@@ -237,28 +236,6 @@ class SuiteLoginThrottle(unittest.TestCase):
 # ---- private gateways ------------------------------------------------------------------------
 
 KEY = "private-gateway-auth-test-key"
-
-
-class Call:
-    """An HTTP request running in a thread while the test plays the service."""
-
-    def __init__(self, gw, method, path, body=None, headers=None):
-        self.result = None
-        self.error = None
-
-        def run():
-            try:
-                self.result = http(method, path, body=body, headers=headers, base=gw.url)
-            except Exception as e:  # reported by wait()
-                self.error = e
-        self.thread = threading.Thread(target=run)
-        self.thread.start()
-
-    def wait(self):
-        self.thread.join(timeout=60)
-        if self.error is not None:
-            raise self.error
-        return self.result
 
 
 class PrivateCase(unittest.TestCase):

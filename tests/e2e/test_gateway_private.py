@@ -17,37 +17,14 @@ import shutil
 import socket
 import subprocess
 import tempfile
-import threading
 import time
 import unittest
 
-from gw_e2e import (FakeService, PrivateGateway, PrivateRedis, Redis, env, http,
+from gw_e2e import (Call, FakeService, PrivateGateway, PrivateRedis, Redis, env, http,
                     parse_raw_response, raw_request, unpack_raw_field, wait_for)
 
 PING = "/api/health/ping/"
 ORIGIN = "http://localhost:3000"
-
-
-class Call:
-    """An HTTP request running in a thread while the test plays the service."""
-
-    def __init__(self, gw, method, path, body=None, headers=None):
-        self.result = None
-        self.error = None
-
-        def run():
-            try:
-                self.result = http(method, path, body=body, headers=headers, base=gw.url)
-            except Exception as e:  # reported by wait()
-                self.error = e
-        self.thread = threading.Thread(target=run)
-        self.thread.start()
-
-    def wait(self):
-        self.thread.join(timeout=60)
-        if self.error is not None:
-            raise self.error
-        return self.result
 
 
 class PrivateTestCase(unittest.TestCase):
