@@ -189,9 +189,28 @@ adi_err adi_svc__stage_outbox(adi_ctx_t *ctx, adi_db_t *db, adi_error_t *err)
     return ADI_OK;
 }
 
+/* Appends `id` to the Postgres array literal being built in `ids` ("{1,2,...}" once closed). */
+static void add_id(adi_buf_t *ids, adi_str_t id)
+{
+    adi_buf_append(ids, ids->len == 0 ? "{" : ",", 1);
+    adi_buf_append(ids, id.ptr, id.len);
+}
+
+/* Deletes the outbox rows listed in `ids` (an unclosed array literal; nothing when empty). */
+static adi_err delete_rows(adi_svc_worker_t *w, adi_db_t *db, adi_buf_t *ids, adi_error_t *err)
+{
+    if (ids->len == 0)
+        return ADI_OK;
+    adi_buf_append(ids, "}", 1);
+    adi_str_t p = {ids->data, ids->len};
+    return adi_db_exec(db, NULL, w->svc->sql_outbox_delete, 1, &p, NULL, err);
+}
+
 void adi_svc__flush_outbox(adi_ctx_t *ctx)
 {
     adi_svc_worker_t *w = ctx->worker_;
+    adi_buf_t done; /* outbox rows published: deleted in one statement */
+    adi_buf_init(&done);
     for (outbox_item_t *it = ctx->outbox_; it != NULL; it = it->next) {
         adi_error_t err;
         adi_error_clear(&err);
@@ -204,12 +223,16 @@ void adi_svc__flush_outbox(adi_ctx_t *ctx)
                         it->stream, err.message);
             continue;
         }
-        /* Published: the row is done with (a failure here only means a second, harmless copy
-           from the sweep: consumers are idempotent by event id). */
-        if (it->row.ptr != NULL && w->db != NULL &&
-            adi_db_exec(w->db, NULL, w->svc->sql_outbox_delete, 1, &it->row, NULL, &err) != ADI_OK)
-            ADI_LOG(&ctx->log, ADI_LOG_WARN, "svc.outbox_delete_failed", "%s", err.message);
+        if (it->row.ptr != NULL)
+            add_id(&done, it->row);
     }
+    /* A failure here only means a second, harmless copy from the sweep (consumers are
+       idempotent by event id). */
+    adi_error_t err;
+    adi_error_clear(&err);
+    if (w->db != NULL && delete_rows(w, w->db, &done, &err) != ADI_OK)
+        ADI_LOG(&ctx->log, ADI_LOG_WARN, "svc.outbox_delete_failed", "%s", err.message);
+    adi_buf_dispose(&done);
     ctx->outbox_ = NULL;
 }
 
@@ -222,6 +245,8 @@ void adi_svc__sweep_outbox(adi_svc_worker_t *w, adi_db_t *db)
     adi_pool_t pool;
     adi_pool_init(&pool);
     adi_db_res_t *res = NULL;
+    adi_buf_t done; /* rows published: deleted in one statement */
+    adi_buf_init(&done);
     int sent = 0, n = 0;
     adi_err rc = adi_db_begin(db, ADI_STR_NULL, &err);
     if (rc == ADI_OK)
@@ -233,10 +258,19 @@ void adi_svc__sweep_outbox(adi_svc_worker_t *w, adi_db_t *db)
         snprintf(stream, sizeof(stream), "%.*s", (int)adi_db_get(res, i, 1).len,
                  adi_db_get(res, i, 1).ptr);
         rc = adi_bus_add(w->bus, stream, adi_db_get_bytea(res, i, 2), NULL, &err);
-        if (rc == ADI_OK)
-            rc = adi_db_exec(db, NULL, w->svc->sql_outbox_delete, 1, &id, NULL, &err);
-        if (rc == ADI_OK)
+        if (rc == ADI_OK) {
+            add_id(&done, id);
             sent++;
+        }
+    }
+    if (sent > 0) {
+        adi_error_t derr;
+        adi_error_clear(&derr);
+        if (delete_rows(w, db, &done, &derr) != ADI_OK) {
+            sent = 0; /* rolled back below: published again next time (harmless) */
+            rc = ADI_UNAVAILABLE;
+            err = derr;
+        }
     }
     /* What was published and deleted commits; an event whose XADD failed stays for next time. */
     if (adi_db_in_tx(db)) {
@@ -252,5 +286,6 @@ void adi_svc__sweep_outbox(adi_svc_worker_t *w, adi_db_t *db)
                 "%d event(s) left behind by a failed publish published now", sent);
     if (rc != ADI_OK)
         ADI_LOG(NULL, ADI_LOG_WARN, "svc.outbox_sweep_failed", "%s", err.message);
+    adi_buf_dispose(&done);
     adi_pool_dispose(&pool);
 }

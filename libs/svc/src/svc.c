@@ -271,7 +271,7 @@ adi_err adi_svc_new(const adi_svc_def_t *def, const adi_svc_config_t *cfg, adi_m
                                              ".adi_outbox (stream, msg) VALUES ($1, $2) "
                                              "RETURNING id");
     svc->sql_outbox_delete =
-        sql_with_schema("DELETE FROM ", def->schema, ".adi_outbox WHERE id = $1::bigint");
+        sql_with_schema("DELETE FROM ", def->schema, ".adi_outbox WHERE id = ANY($1::bigint[])");
     svc->sql_outbox_due =
         sql_with_schema("SELECT id, stream, msg FROM ", def->schema,
                         ".adi_outbox WHERE created_at < now() - interval '" ADI_SVC__OUTBOX_GRACE_S

@@ -95,7 +95,7 @@ struct adi_svc {
     char *sql_cleanup;         /* DELETE old rows of <schema>.adi_idempotency */
     char *sql_outbox_exists;   /* is there a <schema>.adi_outbox table? */
     char *sql_outbox_insert;   /* INSERT an event into <schema>.adi_outbox RETURNING id */
-    char *sql_outbox_delete;   /* DELETE one published event */
+    char *sql_outbox_delete;   /* DELETE published events: $1 = '{id,id,...}' */
     char *sql_outbox_due;      /* events left behind (older than the grace), locked */
     adi_svc_worker_t *workers; /* request workers first (cfg.workers), then event workers */
     int nworkers;              /* number of workers of every kind */
