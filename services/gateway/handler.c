@@ -157,9 +157,9 @@ static void login_settle(gw_req_t *r)
 
 static void log_request(gw_req_t *r, int status)
 {
-    adi_logctx_t lc = {r->request_id,
-                       r->authed && r->claims.tenant_id[0] ? r->claims.tenant_id : NULL,
-                       r->route && r->route->op ? r->route->op->name : NULL, r->start_ms};
+    adi_logctx_t lc = {
+        r->request_id, r->authed && r->claims.tenant_id[0] ? r->claims.tenant_id : NULL,
+        r->route && r->route->op ? r->route->op->name : NULL, r->start_ms, r->request_id};
     ADI_LOG(&lc, ADI_LOG_INFO, "gw.request", "method=%s path=%s status=%d", r->log_method,
             r->log_path, status);
     double secs = (double)(adi_mono_ms() - r->start_ms) / 1000.0;
@@ -364,7 +364,8 @@ void gw_on_reply(gw_call_t *c, const adi_reply *rep)
         } else if (adi_msgpack_to_json(rep->body.ptr, rep->body.len, &b, &err) == ADI_OK) {
             gw_respond(r, status, b.data, b.len, NULL);
         } else {
-            adi_logctx_t lc = {r->request_id, NULL, r->route ? r->route->op->name : NULL, 0};
+            adi_logctx_t lc = {r->request_id, NULL, r->route ? r->route->op->name : NULL, 0,
+                               r->request_id};
             ADI_LOG(&lc, ADI_LOG_ERROR, "gw.bad_reply_body", "%s", err.message);
             gw_respond_error(r, 500, "server_error", GW_MSG_SERVER_ERROR);
         }
@@ -544,7 +545,7 @@ static void on_login_checked(gw_req_t *r, void *reply)
         char secs[24];
         snprintf(secs, sizeof(secs), "%" PRId64, chk.retry_after);
         const char *const hdrs[] = {"retry-after", secs, NULL};
-        adi_logctx_t lc = {r->request_id, NULL, r->route->op->name, 0};
+        adi_logctx_t lc = {r->request_id, NULL, r->route->op->name, 0, r->request_id};
         ADI_LOG(&lc, ADI_LOG_INFO, "gw.login_locked", "retry_after=%" PRId64, chk.retry_after);
         gw_respond(r, 429, b.data, b.len, hdrs);
         adi_buf_dispose(&b);
@@ -851,7 +852,8 @@ static bool authenticate(gw_req_t *r)
         refusal = "revoked";
     }
     if (refusal != NULL) {
-        adi_logctx_t lc = {r->request_id, NULL, r->route->op ? r->route->op->name : NULL, 0};
+        adi_logctx_t lc = {r->request_id, NULL, r->route->op ? r->route->op->name : NULL, 0,
+                           r->request_id};
         ADI_LOG(&lc, ADI_LOG_INFO, "gw.token_refused", "reason=%s claim=%s", refusal,
                 why.reason != ADI_JWT_R_OK && why.claim != NULL ? why.claim : "-");
         count_refusal(r, refusal);

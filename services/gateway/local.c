@@ -220,7 +220,7 @@ static void me_finish(gw_req_t *r)
     if (ok) {
         gw_respond(r, 200, json.data, json.len, NULL);
     } else {
-        adi_logctx_t lc = {r->request_id, NULL, adi_op_auth_me.name, 0};
+        adi_logctx_t lc = {r->request_id, NULL, adi_op_auth_me.name, 0, r->request_id};
         ADI_LOG(&lc, ADI_LOG_ERROR, "gw.bad_reply_body", "%s",
                 err.message[0] ? err.message : "GET /api/me/: unreadable part");
         gw_respond_error(r, 500, "server_error", GW_MSG_SERVER_ERROR);
@@ -284,7 +284,7 @@ static void me_auth_reply(gw_req_t *r, const adi_reply *rep)
     adi_error_clear(&err);
     if (rep->body.ptr == NULL || adi_proto_decode(&auth_me_rep__desc, rep->body.ptr, rep->body.len,
                                                   &pool, &me, &err) != ADI_OK) {
-        adi_logctx_t lc = {r->request_id, NULL, adi_op_auth_me.name, 0};
+        adi_logctx_t lc = {r->request_id, NULL, adi_op_auth_me.name, 0, r->request_id};
         ADI_LOG(&lc, ADI_LOG_ERROR, "gw.bad_reply_body", "%s",
                 err.message[0] ? err.message : "empty body");
         gw_respond_error(r, 500, "server_error", GW_MSG_SERVER_ERROR);
@@ -327,7 +327,7 @@ static void me_tenant_reply(gw_req_t *r, const adi_reply *rep)
                                                       rep->body.len, &pool, &ti, &err) == ADI_OK;
         adi_pool_dispose(&pool);
         if (!ok) {
-            adi_logctx_t lc = {r->request_id, NULL, adi_op_tenant_get.name, 0};
+            adi_logctx_t lc = {r->request_id, NULL, adi_op_tenant_get.name, 0, r->request_id};
             ADI_LOG(&lc, ADI_LOG_ERROR, "gw.bad_reply_body", "%s",
                     err.message[0] ? err.message : "empty body");
             gw_respond_error(r, 500, "server_error", GW_MSG_SERVER_ERROR);

@@ -108,7 +108,7 @@ static void on_setup_ostream(h2o_filter_t *self, h2o_req_t *req, h2o_ostream_t *
     size_t plen = req->input.query_at != SIZE_MAX ? req->input.query_at : req->input.path.len;
     snprintf(path, sizeof(path), "%.*s", (int)(plen > LOG_PATH_MAX_ ? LOG_PATH_MAX_ : plen),
              req->input.path.base ? req->input.path.base : "");
-    adi_logctx_t lc = {rid, NULL, NULL, 0};
+    adi_logctx_t lc = {rid, NULL, NULL, 0, rid};
     ADI_LOG(&lc, ADI_LOG_INFO, "gw.request", "method=%.*s path=%s status=%d",
             (int)(req->input.method.len > 15 ? 15 : req->input.method.len),
             req->input.method.base ? req->input.method.base : "", path, status);

@@ -6,10 +6,12 @@ no tenant gets "tenant": null, and with X-Tenant-Id the tenant it names; an unkn
 The failure paths (auth.me's refusal, a failing or silent tenant service) are played by fake
 services in test_gateway_auth.py.
 """
+import json
+import os
 import unittest
 import uuid
 
-from gw_e2e import http, wait_for
+from gw_e2e import env, http, wait_for
 from test_tenant import PASSWORD, USER_KEYS, bearer, login, signup, superuser_access
 
 
@@ -40,6 +42,27 @@ class Me(unittest.TestCase):
         self.assertEqual(body["user"]["roles"], ["ADMIN"])
         self.assertEqual(body["tenant_id"], self.tenant["id"])
         self.assertEqual(body["tenant"], {k: self.tenant[k] for k in ("id", "name", "created_at")})
+
+    def test_request_id_traced_through_every_hop(self):
+        # One grep for the client's X-Request-ID finds the gateway's line and the lines of both
+        # services the aggregate called.
+        rid = "trace-" + uuid.uuid4().hex
+        r = http("GET", "/api/me/", headers={**bearer(self.access), "X-Request-ID": rid})
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(r.header("X-Request-ID"), rid)
+
+        def traced(binary):
+            path = os.path.join(env("ADI_LOG_DIR"), binary + ".log")
+            with open(path, encoding="utf-8", errors="replace") as f:
+                return [json.loads(line) for line in f if rid in line]
+
+        for binary, op in (("adi-gateway", None), ("adi-auth", "auth.me"),
+                           ("adi-tenant", "tenant.get")):
+            wait_for(lambda: traced(binary), f"a line of {binary} with the request's trace_id")
+            lines = traced(binary)
+            self.assertTrue(all(line.get("trace_id") == rid for line in lines), lines)
+            if op is not None:
+                self.assertIn(op, [line.get("op") for line in lines])
 
     def test_superuser_without_tenant(self):
         r = http("GET", "/api/me/", headers=bearer(self.root))

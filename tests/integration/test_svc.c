@@ -11,7 +11,8 @@
  * sys.health, a service-to-service call (adi_svc_call), idempotent mutating ops (same request id
  * twice, and a redelivery reclaimed from a dead consumer: executed once, answered identically),
  * an entry past its deadline acknowledged without running, malformed entries dropped, and
- * draining on stop (nothing left pending).
+ * draining on stop (nothing left pending), and sys.settled (a committed request is reported
+ * committed; one that has not committed is fenced and can never commit afterwards).
  */
 #include <signal.h>
 #include <stdio.h>
@@ -127,6 +128,27 @@ static adi_err t_internal(adi_ctx_t *ctx, const adi_empty *req, adi_empty *rep, 
     (void)rep;
     (void)err;
     return ADI_OK;
+}
+
+/* The test service's chore: one row in execs and one event, committed together. */
+static adi_err t_chore(adi_ctx_t *ctx, adi_error_t *err)
+{
+    const app_t *app = ctx->app;
+    adi_err rc = adi_db_begin(ctx->db, ADI_STR_NULL, err);
+    if (rc != ADI_OK)
+        return rc;
+    adi_str_t sql = adi_pool_printf(
+        ctx->pool, "INSERT INTO %s.execs (request_id, k) VALUES ($1, 'chore')", app->schema);
+    adi_str_t id = adi_str_c(ctx->request_id);
+    rc = adi_db_exec(ctx->db, NULL, sql.ptr, 1, &id, NULL, err);
+    if (rc != ADI_OK) {
+        adi_db_rollback(ctx->db);
+        return rc;
+    }
+    adi_reply_field ev = {.field = ADI_STR("chore"), .message = id};
+    adi_str_t stream = adi_pool_printf(ctx->pool, "%s:chore-events", app->schema);
+    adi_svc_publish(ctx, stream.ptr, &adi_reply_field__desc, &ev);
+    return adi_svc_commit(ctx, err);
 }
 
 /* Calls t.echo of the same service over the bus (needs a second free worker). */
@@ -443,6 +465,82 @@ static void test_concurrent_duplicates(void **state)
     assert_int_equal(execs(f, "conc-1"), 1);
 }
 
+/* Asks the test service, as service "caller", whether the request with idempotency key `key`
+   committed. */
+static bool settled(fix_t *f, const char *id, const char *key)
+{
+    adi_principal svc;
+    memset(&svc, 0, sizeof(svc));
+    svc.service = ADI_STR("caller");
+    sys_settled_req q = {.key = adi_str_c(key)};
+    adi_reply *r = request(f, id, "sys.settled", &svc,
+                           adi_proto_encode_pool(&sys_settled_req__desc, &q, &f->pool));
+    assert_int_equal(r->status, 200);
+    sys_settled_rep a;
+    adi_error_t err;
+    adi_error_clear(&err);
+    assert_int_equal(
+        adi_proto_decode(&sys_settled_rep__desc, r->body.ptr, r->body.len, &f->pool, &a, &err),
+        ADI_OK);
+    return a.committed;
+}
+
+static void test_settled(void **state)
+{
+    fix_t *f = *state;
+    start(f);
+    /* The idempotency key of a tenant user's request: tenant/user/service/id. */
+    adi_reply *r = request(f, "set-1", "t.count", &f->principal, body(f, "k", ""));
+    assert_int_equal(r->status, 201);
+    assert_true(settled(f, "ask-1", TENANT "/" USER "//set-1"));
+    assert_true(settled(f, "ask-1b", TENANT "/" USER "//set-1")); /* asking changes nothing */
+
+    /* Never seen: not committed, and fenced: the request arriving late is refused, unrun. */
+    assert_false(settled(f, "ask-2", TENANT "/" USER "//set-2"));
+    assert_false(settled(f, "ask-2b", TENANT "/" USER "//set-2"));
+    r = request(f, "set-2", "t.count", &f->principal, body(f, "k", ""));
+    assert_int_equal(r->status, 409);
+    assert_non_null(r->error);
+    assert_non_null(strstr(r->error->message.ptr, "abandoned"));
+    assert_int_equal(execs(f, "set-2"), 0);
+
+    /* In flight (its handler waits on a lock this test holds): fenced before it could commit,
+       it rolls back when released and answers 409; its write is gone. */
+    char key[24];
+    unsigned char rb[3];
+    adi_random(rb, sizeof(rb));
+    snprintf(key, sizeof(key), "%d", 2000000 + (rb[0] << 16 | rb[1] << 8 | rb[2]));
+    char sql[256];
+    snprintf(sql, sizeof(sql), "SELECT pg_advisory_lock(%s)", key);
+    itest_sql(f->db, sql);
+    adi_envelope env;
+    itest_envelope(&env, "set-3", "t.gated", f->reply, adi_now_ms() + 60000, &f->principal,
+                   body(f, key, ""));
+    itest_send(f->bus, f->stream, &env);
+    int64_t until = adi_mono_ms() + 60000;
+    while (itest_sql_int(f->db,
+                         "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND "
+                         "objid::text::bigint = $1::bigint AND NOT granted",
+                         key) < 1) {
+        if (adi_mono_ms() > until)
+            fail_msg("the request never started");
+        struct timespec ts = {0, 5000000L};
+        nanosleep(&ts, NULL);
+    }
+    assert_false(settled(f, "ask-3", TENANT "/" USER "//set-3"));
+    snprintf(sql, sizeof(sql), "SELECT pg_advisory_unlock(%s)", key);
+    itest_sql(f->db, sql);
+    r = itest_wait(f->bus, f->reply, "set-3", f->after, &f->pool);
+    assert_int_equal(r->status, 409);
+    assert_int_equal(execs(f, "set-3"), 0);
+
+    /* Internal: a client (no service principal) may not ask. */
+    sys_settled_req q = {.key = ADI_STR("x")};
+    r = request(f, "ask-4", "sys.settled", &f->principal,
+                adi_proto_encode_pool(&sys_settled_req__desc, &q, &f->pool));
+    assert_int_equal(r->status, 403);
+}
+
 static void test_reclaim_redelivery_and_deadline(void **state)
 {
     fix_t *f = *state;
@@ -544,6 +642,44 @@ static void test_bad_definitions(void **state)
     bad.name = "other-service";
     assert_int_equal(adi_svc_new(&bad, &f->cfg, NULL, &svc, &err), ADI_INVALID);
     assert_null(svc);
+    bad = f->def;
+    bad.chore = t_chore; /* a chore without a period */
+    assert_int_equal(adi_svc_new(&bad, &f->cfg, NULL, &svc, &err), ADI_INVALID);
+    assert_null(svc);
+}
+
+/* A periodic chore runs on its own: its transaction commits with the event it published. */
+static void test_chore(void **state)
+{
+    fix_t *f = *state;
+    f->def.chore = t_chore;
+    f->def.chore_ms = 50;
+    start(f);
+    char sql[256];
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM %s.execs WHERE k = 'chore'", f->name);
+    int64_t until = adi_mono_ms() + 60000;
+    while (itest_sql_int(f->db, sql, NULL) < 2) {
+        if (adi_mono_ms() > until)
+            fail_msg("the chore did not run twice");
+        struct timespec ts = {0, 20000000L};
+        nanosleep(&ts, NULL);
+    }
+    char stream[160];
+    snprintf(stream, sizeof(stream), "%s:chore-events", f->name);
+    adi_error_t err;
+    adi_error_clear(&err);
+    adi_bus_batch_t b;
+    char after[ADI_BUS_ID_MAX] = "0-0";
+    until = adi_mono_ms() + 60000;
+    for (;;) {
+        assert_int_equal(adi_bus_read(f->bus, stream, after, 10, 100, &b, &err), ADI_OK);
+        size_t n = b.n;
+        adi_bus_batch_dispose(&b);
+        if (n >= 1)
+            break;
+        if (adi_mono_ms() > until)
+            fail_msg("the chore's event was not published");
+    }
 }
 
 static void test_expired_counted_in_metrics(void **state)
@@ -586,6 +722,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_reclaim_redelivery_and_deadline, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_definitions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_expired_counted_in_metrics, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_settled, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_chore, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -68,6 +68,7 @@ void adi_log_write(const adi_logctx_t *ctx, adi_log_level level, const char *eve
     field(&b, "event", event);
     if (ctx != NULL) {
         field(&b, "request_id", ctx->request_id);
+        field(&b, "trace_id", ctx->trace_id);
         field(&b, "tenant_id", ctx->tenant_id);
         field(&b, "op", ctx->op);
         if (ctx->start_ms > 0)

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "adi/crypto.h"
 #include "svc_int.h"
 
 /* ---- sys.health ------------------------------------------------------------------------- */
@@ -29,7 +30,56 @@ static adi_err sys_health(adi_ctx_t *ctx, const adi_empty *req, sys_health_rep *
 ADI_SVC_HANDLER_F(adi_svc__health_row, adi_op_sys_health, adi_empty, sys_health_rep, sys_health,
                   ADI_SVC_NOTX);
 
+/* ---- sys.settled ------------------------------------------------------------------------ */
+
+/*
+ * Whether the request with idempotency key `key` committed. A transactional mutating request
+ * writes its key into <schema>.adi_idempotency just before COMMIT; so the tombstone INSERT below
+ * either goes in (the request has not committed, and now never will: its own INSERT of the key
+ * meets the tombstone and it rolls back, answering 409), or meets the request's row, waiting for
+ * its transaction to end if it is still open, and the row then says which way it went.
+ */
+static adi_err sys_settled(adi_ctx_t *ctx, const sys_settled_req *req, sys_settled_rep *rep,
+                           adi_error_t *err)
+{
+    adi_svc_worker_t *w = ctx->worker_;
+    if (ctx->db == NULL)
+        return adi_error_set(err, ADI_UNAVAILABLE, "The database is unavailable.");
+    adi_db_res_t *res = NULL;
+    adi_err rc = adi_db_exec(ctx->db, ctx->pool, w->svc->sql_fence, 1, &req->key, &res, err);
+    if (rc != ADI_OK)
+        return rc;
+    if (adi_db_nrows(res) == 1) {
+        ADI_LOG(&ctx->log, ADI_LOG_WARN, "svc.request_fenced",
+                "a request that had not committed was asked about; it is abandoned");
+        rep->committed = false;
+        return ADI_OK;
+    }
+    /* A new statement, so a new snapshot: it sees the row the INSERT waited for. */
+    rc = adi_db_exec(ctx->db, ctx->pool, w->svc->sql_select, 1, &req->key, &res, err);
+    if (rc != ADI_OK)
+        return rc;
+    rep->committed =
+        adi_db_nrows(res) == 1 && !adi_str_eq_c(adi_db_get(res, 0, 0), ADI_SVC__ABANDONED);
+    return ADI_OK;
+}
+
+ADI_SVC_HANDLER_F(adi_svc__settled_row, adi_op_sys_settled, sys_settled_req, sys_settled_rep,
+                  sys_settled, ADI_SVC_NOTX);
+
 /* ---- service-to-service calls ----------------------------------------------------------- */
+
+adi_str_t adi_svc__idem_key(adi_pool_t *pool, const adi_principal *p, adi_str_t client_ip,
+                            adi_str_t id)
+{
+    if (p != NULL && (p->user_id.len > 0 || p->tenant_id.len > 0 || p->service.len > 0))
+        return adi_pool_printf(pool, "%.*s/%.*s/%.*s/%.*s", (int)p->tenant_id.len,
+                               p->tenant_id.ptr ? p->tenant_id.ptr : "", (int)p->user_id.len,
+                               p->user_id.ptr ? p->user_id.ptr : "", (int)p->service.len,
+                               p->service.ptr ? p->service.ptr : "", (int)id.len, id.ptr);
+    return adi_pool_printf(pool, "anon/%.*s/%.*s", (int)client_ip.len,
+                           client_ip.ptr ? client_ip.ptr : "", (int)id.len, id.ptr);
+}
 
 /* Copies the callee's error reply into `err` and returns its code. */
 static adi_err take_error(const adi_reply *r, adi_error_t *err)
@@ -65,13 +115,33 @@ adi_err adi_svc_call(adi_ctx_t *ctx, const adi_op_desc_t *op, const char *servic
         me = *ctx->principal;
     me.service = adi_str_c(ctx->service);
 
-    /* Derived ids repeat when the request is redelivered, so the callee's idempotency holds. */
+    /* Derived ids repeat when the request is redelivered, so the callee's idempotency holds.
+       The callee scopes them by the caller's principal, which for an anonymous client (signup,
+       accept-invite) is the same for every client: their ids come from the whole idempotency
+       key of the request, which holds the client's address, so that two clients who picked the
+       same Idempotency-Key never meet in the callee. */
     char id[129];
     unsigned n = ++ctx->ncalls_;
-    if (strlen(ctx->request_id) + 12 < sizeof(id))
+    const adi_principal *p = ctx->principal;
+    bool anonymous = p == NULL || (p->user_id.len == 0 && p->tenant_id.len == 0);
+    if (anonymous && ctx->op != NULL) { /* a request (event handlers and chores have no op) */
+        static const char hex[] = "0123456789abcdef";
+        adi_str_t key =
+            adi_svc__idem_key(ctx->pool, p, adi_str_c(ctx->client_ip), adi_str_c(ctx->request_id));
+        unsigned char md[ADI_SHA256_LEN];
+        adi_sha256(key.ptr, key.len, md);
+        char h[33];
+        for (int i = 0; i < 16; i++) {
+            h[2 * i] = hex[md[i] >> 4];
+            h[2 * i + 1] = hex[md[i] & 15];
+        }
+        h[32] = '\0';
+        snprintf(id, sizeof(id), "%s.%u", h, n);
+    } else if (strlen(ctx->request_id) + 12 < sizeof(id)) {
         snprintf(id, sizeof(id), "%s.%u", ctx->request_id, n);
-    else
+    } else {
         adi_uuid_v4(id);
+    }
 
     adi_bus_request_t breq = {
         .service = target,
@@ -234,6 +304,30 @@ void adi_svc__flush_outbox(adi_ctx_t *ctx)
         ADI_LOG(&ctx->log, ADI_LOG_WARN, "svc.outbox_delete_failed", "%s", err.message);
     adi_buf_dispose(&done);
     ctx->outbox_ = NULL;
+}
+
+adi_err adi_svc_commit(adi_ctx_t *ctx, adi_error_t *err)
+{
+    adi_err rc = adi_svc__stage_outbox(ctx, ctx->db, err);
+    if (rc == ADI_OK)
+        rc = adi_db_commit(ctx->db, err);
+    if (rc != ADI_OK) {
+        adi_db_rollback(ctx->db);
+        ctx->outbox_ = NULL;
+        return rc;
+    }
+    adi_svc__flush_outbox(ctx);
+    return ADI_OK;
+}
+
+void adi_svc_keep_writes(adi_ctx_t *ctx)
+{
+    ctx->keep_writes_ = true;
+}
+
+const char *adi_svc_settle_key(const adi_ctx_t *ctx)
+{
+    return ctx->settle_key_ != NULL ? ctx->settle_key_ : "";
 }
 
 void adi_svc__sweep_outbox(adi_svc_worker_t *w, adi_db_t *db)

@@ -123,7 +123,7 @@ static adi_err add_handler(adi_svc_t *svc, const adi_svc_handler_t *h, adi_error
 
 static adi_err build_table(adi_svc_t *svc, adi_error_t *err)
 {
-    size_t n = 1;
+    size_t n = 2;
     for (const adi_svc_handler_t *const *p = svc->def->handlers; p && *p; p++)
         n++;
     uint32_t size = 8;
@@ -132,6 +132,8 @@ static adi_err build_table(adi_svc_t *svc, adi_error_t *err)
     svc->slots = adi_xcalloc(size, sizeof(*svc->slots));
     svc->mask = size - 1;
     adi_err rc = add_handler(svc, &adi_svc__health_row, err);
+    if (rc == ADI_OK)
+        rc = add_handler(svc, &adi_svc__settled_row, err);
     for (const adi_svc_handler_t *const *p = svc->def->handlers; rc == ADI_OK && p && *p; p++)
         rc = add_handler(svc, *p, err);
     return rc;
@@ -243,6 +245,8 @@ adi_err adi_svc_new(const adi_svc_def_t *def, const adi_svc_config_t *cfg, adi_m
         return adi_error_set(err, ADI_INVALID, "schema must be a lower-case SQL identifier");
     if (cfg->workers < 1 || cfg->workers > 64)
         return adi_error_set(err, ADI_INVALID, "WORKERS must be 1..64");
+    if (def->chore != NULL && def->chore_ms <= 0)
+        return adi_error_set(err, ADI_INVALID, "a chore needs a period (chore_ms > 0)");
 
     adi_svc_t *svc = adi_xcalloc(1, sizeof(*svc));
     svc->def = def;
@@ -262,6 +266,10 @@ adi_err adi_svc_new(const adi_svc_def_t *def, const adi_svc_config_t *cfg, adi_m
     svc->sql_insert = sql_with_schema("INSERT INTO ", def->schema,
                                       ".adi_idempotency (request_id, op, reply) "
                                       "VALUES ($1, $2, $3)");
+    svc->sql_fence = sql_with_schema("INSERT INTO ", def->schema,
+                                     ".adi_idempotency (request_id, op, reply) "
+                                     "VALUES ($1, '" ADI_SVC__ABANDONED "', ''::bytea) "
+                                     "ON CONFLICT (request_id) DO NOTHING RETURNING 1");
     svc->sql_cleanup = sql_with_schema("DELETE FROM ", def->schema,
                                        ".adi_idempotency WHERE created_at < now() - "
                                        "interval '1 day'");
@@ -420,6 +428,7 @@ void adi_svc_free(adi_svc_t *svc)
     free(svc->slots);
     free(svc->sql_select);
     free(svc->sql_insert);
+    free(svc->sql_fence);
     free(svc->sql_cleanup);
     free(svc->sql_outbox_exists);
     free(svc->sql_outbox_insert);

@@ -26,6 +26,11 @@
 /* How often worker 0 sweeps the outbox, and how old an event must be to count as left behind. */
 #define ADI_SVC__OUTBOX_SWEEP_MS 5000
 #define ADI_SVC__OUTBOX_GRACE_S  "10"
+/* Operation name of the tombstone sys.settled leaves under the key of a request that never
+   committed; any later delivery of that request is answered 409 ADI_SVC__ABANDONED_MSG. */
+#define ADI_SVC__ABANDONED "sys.abandoned"
+#define ADI_SVC__ABANDONED_MSG                                                                     \
+    "This request was abandoned before it completed: send it again with a new Idempotency-Key."
 
 typedef struct adi_svc_worker adi_svc_worker_t;
 
@@ -68,6 +73,7 @@ struct adi_svc_worker {
     int64_t next_gauge;          /* monotonic ms of the next backlog gauge update (worker 0) */
     int64_t next_cleanup;        /* monotonic ms of the next idempotency cleanup (worker 0) */
     int64_t next_outbox;         /* monotonic ms of the next outbox sweep (worker 0) */
+    int64_t next_chore;          /* monotonic ms of the next def->chore run (worker 0) */
     int outbox;                  /* <schema>.adi_outbox: 0 not known yet, 1 there, -1 absent */
     void *wipes;                 /* the current request's adi_svc_sensitive callbacks (pool list) */
     bool sensitive;              /* the current request's reply carries secrets */
@@ -92,6 +98,7 @@ struct adi_svc {
     void *app;                 /* def->init's state */
     char *sql_select;          /* SELECT op, reply FROM <schema>.adi_idempotency ... */
     char *sql_insert;          /* INSERT INTO <schema>.adi_idempotency ... */
+    char *sql_fence;           /* sys.settled: INSERT the tombstone unless the key is there */
     char *sql_cleanup;         /* DELETE old rows of <schema>.adi_idempotency */
     char *sql_outbox_exists;   /* is there a <schema>.adi_outbox table? */
     char *sql_outbox_insert;   /* INSERT an event into <schema>.adi_outbox RETURNING id */
@@ -121,8 +128,18 @@ void *adi_svc__worker_main(void *arg);
 /** Sleeps up to `ms`, returning early when the service is asked to stop. */
 void adi_svc__nap(adi_svc_t *svc, int64_t ms);
 
-/** The built-in sys.health handler row. */
+/**
+ * The idempotency key of request `id` from `principal` (NULL when anonymous) at `client_ip`:
+ * the request id scoped to its caller, "<tenant>/<user>/<service>/<id>", or for an anonymous
+ * client "anon/<client_ip>/<id>", so two tenants (or two anonymous clients) that pick the same
+ * Idempotency-Key never see each other's replies. Allocated from `pool`.
+ */
+adi_str_t adi_svc__idem_key(adi_pool_t *pool, const adi_principal *principal, adi_str_t client_ip,
+                            adi_str_t id);
+
+/** The built-in sys.health and sys.settled handler rows. */
 extern const adi_svc_handler_t adi_svc__health_row;
+extern const adi_svc_handler_t adi_svc__settled_row;
 
 /** Runs (once) the adi_svc_sensitive callbacks registered for the worker's current request. */
 void adi_svc__run_wipes(adi_svc_worker_t *w);

@@ -48,6 +48,7 @@ typedef struct request {
     int status;                 /* its status */
     bool replayed;              /* the reply is a stored one (idempotent redelivery) */
     adi_error_t err;            /* detail of a failure */
+    const char *code;           /* the handler's own error code (ctx.error_code), NULL for none */
 } request_t;
 
 /* ---- outage tracking: one log line per outage for the whole process ------------------------ */
@@ -165,7 +166,7 @@ static void reply_error(request_t *r, adi_err code)
         adi_error_set(e, code, "%s", adi_err_name(code));
     adi_reply_error re;
     memset(&re, 0, sizeof(re));
-    re.code = adi_str_c(adi_err_name(code));
+    re.code = adi_str_c(r->code != NULL ? r->code : adi_err_name(code));
     re.message = adi_str_c(e->message);
     if (e->nfields > 0) {
         re.fields.n = e->nfields;
@@ -193,22 +194,11 @@ static void reply_error_msg(request_t *r, adi_err code, const char *msg)
 
 /* ---- idempotency ------------------------------------------------------------------------ */
 
-/*
- * The idempotency key: the request id scoped to its caller, so two tenants (or two anonymous
- * clients) that pick the same Idempotency-Key never see each other's replies.
- */
+/* The request's idempotency key (adi_svc__idem_key). */
 static adi_str_t idem_key(request_t *r)
 {
     const adi_envelope *env = r->env;
-    const adi_principal *p = env->principal;
-    if (p != NULL && (p->user_id.len > 0 || p->tenant_id.len > 0 || p->service.len > 0))
-        return adi_pool_printf(&r->pool, "%.*s/%.*s/%.*s/%.*s", (int)p->tenant_id.len,
-                               p->tenant_id.ptr ? p->tenant_id.ptr : "", (int)p->user_id.len,
-                               p->user_id.ptr ? p->user_id.ptr : "", (int)p->service.len,
-                               p->service.ptr ? p->service.ptr : "", (int)env->id.len, env->id.ptr);
-    return adi_pool_printf(&r->pool, "anon/%.*s/%.*s", (int)env->client_ip.len,
-                           env->client_ip.ptr ? env->client_ip.ptr : "", (int)env->id.len,
-                           env->id.ptr);
+    return adi_svc__idem_key(&r->pool, env->principal, env->client_ip, env->id);
 }
 
 /* Looks the stored reply of `key` up; on a hit r->reply/status hold it and *found is true. */
@@ -219,6 +209,8 @@ static adi_err lookup(request_t *r, adi_db_t *db, adi_str_t key, bool *found)
     adi_err rc = adi_db_exec(db, &r->pool, r->w->svc->sql_select, 1, &key, &res, &r->err);
     if (rc != ADI_OK || adi_db_nrows(res) == 0)
         return rc;
+    if (adi_str_eq_c(adi_db_get(res, 0, 0), ADI_SVC__ABANDONED))
+        return adi_error_set(&r->err, ADI_CONFLICT, ADI_SVC__ABANDONED_MSG);
     if (!adi_str_eq_c(adi_db_get(res, 0, 0), r->h->op->name))
         return adi_error_set(&r->err, ADI_CONFLICT,
                              "This request id was already used for another operation.");
@@ -290,6 +282,26 @@ static void fail_tx(request_t *r, adi_db_t *db, adi_err code)
     reply_error(r, code);
 }
 
+/* A failing handler that asked for its writes to be kept (adi_svc_keep_writes): commits them
+   with their events, then answers its error `code` (or the commit's failure). */
+static void commit_then_fail(request_t *r, adi_ctx_t *ctx, adi_db_t *db, adi_err code)
+{
+    adi_error_t cerr;
+    adi_error_clear(&cerr);
+    adi_err rc = adi_svc__stage_outbox(ctx, db, &cerr);
+    if (rc == ADI_OK)
+        rc = adi_db_commit(db, &cerr);
+    if (rc != ADI_OK) {
+        r->code = NULL;
+        r->err = cerr;
+        fail_tx(r, db, rc);
+        return;
+    }
+    adi_svc__run_wipes(r->w);
+    adi_svc__flush_outbox(ctx);
+    reply_error(r, code);
+}
+
 /* Wipes `n` bytes of (writable) pool or buffer memory that held a secret. */
 static void wipe_bytes(const char *p, size_t n)
 {
@@ -343,6 +355,7 @@ static void execute_notx_idem(request_t *r, adi_ctx_t *ctx, void *req, void *rep
     } else if (!found) {
         rc = r->h->fn(ctx, req, rep, &r->err);
         if (rc != ADI_OK) {
+            r->code = ctx->error_code;
             adi_svc__run_wipes(w);
             reply_error(r, rc);
         } else {
@@ -423,6 +436,7 @@ static void execute(request_t *r)
         }
         rc = h->fn(&ctx, req, rep, &r->err);
         if (rc != ADI_OK) {
+            r->code = ctx.error_code;
             adi_svc__run_wipes(w);
             reply_error(r, rc);
             return;
@@ -447,6 +461,7 @@ static void execute(request_t *r)
     if (mutating) {
         bool found = false;
         key = idem_key(r);
+        ctx.settle_key_ = key.ptr;
         rc = lookup(r, db, key, &found);
         if (rc != ADI_OK || found) {
             if (rc != ADI_OK)
@@ -459,7 +474,11 @@ static void execute(request_t *r)
 
     rc = h->fn(&ctx, req, rep, &r->err);
     if (rc != ADI_OK) {
-        fail_tx(r, db, rc);
+        r->code = ctx.error_code;
+        if (ctx.keep_writes_)
+            commit_then_fail(r, &ctx, db, rc);
+        else
+            fail_tx(r, db, rc);
         return;
     }
     reply_handler(r, &ctx, rep);
@@ -547,6 +566,8 @@ static void serve(adi_svc_worker_t *w, const adi_bus_entry_t *e)
     adi_envelope *env = r.env;
     r.log.request_id = cstr(&r.pool, env->id);
     r.log.op = cstr(&r.pool, env->op);
+    if (env->trace_id.len > 0) /* the client's X-Request-ID: one grep finds every hop */
+        r.log.trace_id = cstr(&r.pool, env->trace_id);
     if (env->principal != NULL && env->principal->tenant_id.len > 0)
         r.log.tenant_id = cstr(&r.pool, env->principal->tenant_id);
     r.h = adi_svc__find(svc, env->op);
@@ -812,6 +833,53 @@ static void reclaim(adi_svc_worker_t *w)
     }
 }
 
+/* Runs the service's own periodic chore (adi_svc_def_t.chore) once. */
+static void run_chore(adi_svc_worker_t *w)
+{
+    adi_svc_t *svc = w->svc;
+    adi_error_t err;
+    adi_error_clear(&err);
+    adi_db_t *db = worker_db(w, &err);
+    if (db == NULL)
+        return;
+    char id[37];
+    adi_uuid_v4(id);
+    adi_pool_t pool;
+    adi_pool_init(&pool);
+    adi_ctx_t ctx = {
+        .pool = &pool,
+        .db = db,
+        .bus = w->bus,
+        .deadline_ms = adi_now_ms() + svc->def->chore_ms,
+        .request_id = id,
+        .trace_id = "",
+        .client_ip = "",
+        .log = {.request_id = id, .op = "chore", .start_ms = adi_mono_ms()},
+        .app = svc->app,
+        .metrics = svc->metrics,
+        .service = svc->def->name,
+        .consumer = w->consumer,
+        .version = svc->cfg.app_version,
+        .status = 200,
+        .worker_ = w,
+    };
+    /* The next run comes a period after this one ended, ten after a failure (a callee that
+       is down must not keep this worker, which serves requests too, waiting). */
+    int64_t period = svc->def->chore_ms;
+    if (svc->def->chore(&ctx, &err) != ADI_OK) {
+        ADI_LOG(&ctx.log, ADI_LOG_WARN, "svc.chore_failed", "%s", err.message);
+        if (err.code == ADI_UNAVAILABLE)
+            db_trouble(w, &err);
+        period *= 10;
+    }
+    w->next_chore = adi_mono_ms() + period;
+    if (ADI_NEVER(adi_db_in_tx(db))) {
+        ADI_LOG(&ctx.log, ADI_LOG_ERROR, "svc.tx_leak", "chore left a transaction open");
+        adi_db_rollback(db);
+    }
+    adi_pool_dispose(&pool);
+}
+
 /*
  * Periodic chores of the first worker of each stream: backlog gauges, and for the request
  * stream's, publishing outbox events left behind and trimming the idempotency table.
@@ -838,6 +906,8 @@ static void housekeeping(adi_svc_worker_t *w, int64_t now)
             adi_svc__sweep_outbox(w, db);
         adi_error_clear(&err);
     }
+    if (w->ev == NULL && svc->def->chore != NULL && now >= w->next_chore)
+        run_chore(w);
     if (w->ev == NULL && now >= w->next_cleanup) {
         w->next_cleanup = now + ADI_SVC__CLEANUP_MS;
         adi_db_t *db = worker_db(w, &err);
@@ -856,6 +926,7 @@ void *adi_svc__worker_main(void *arg)
     w->next_gauge = now;
     w->next_cleanup = now + 60000;
     w->next_outbox = now + ADI_SVC__OUTBOX_SWEEP_MS;
+    w->next_chore = now + svc->def->chore_ms;
     snprintf(w->cursor, sizeof(w->cursor), "0-0");
 
     while (!atomic_load(&svc->stop)) {

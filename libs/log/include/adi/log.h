@@ -25,6 +25,7 @@ typedef struct adi_logctx {
     const char *tenant_id;  /* tenant of the principal, if any */
     const char *op;         /* operation name (auth.login, ...) */
     int64_t start_ms;       /* monotonic start of the request, 0 for none */
+    const char *trace_id;   /* the client's X-Request-ID carried along every hop, if any */
 } adi_logctx_t;
 
 /** Sets the service name and minimum level for the process (call once at startup). */

@@ -67,7 +67,13 @@ typedef struct adi_ctx {
     const char *consumer;    /* this worker's consumer name */
     const char *version;     /* APP_VERSION */
     int status;              /* reply status on success: 200 unless the handler sets 201/202/204 */
+    const char *error_code;  /* with a failing handler: the reply's code instead of the error's
+                                generic name, [a-z0-9_], at most 32 bytes (static storage), e.g.
+                                simplejwt's "user_not_found"; the gateway renders it in 401/403
+                                bodies. NULL: adi_err_name of the error */
     unsigned ncalls_;        /* private: service-to-service calls made so far */
+    bool keep_writes_;       /* private: adi_svc_keep_writes was called */
+    const char *settle_key_; /* private: idempotency key of a transactional mutating request */
     void *outbox_;           /* private: events queued by adi_svc_publish */
     void *worker_;           /* private: the worker serving the request */
 } adi_ctx_t;
@@ -233,6 +239,14 @@ struct adi_svc_def {
     /* Optional: asks that background work to take nothing new (adi_svc_stop, i.e. at SIGTERM);
        must not block and may be called more than once. fini waits for it and frees it. */
     void (*stop)(void *app);
+    /* Optional: a periodic chore the first request worker runs every `chore_ms` between
+       requests (e.g. auth settling the users it made for other services' requests). Its ctx
+       has pool, db (the bare connection: the chore opens and ends its own transactions, with
+       adi_db_begin and adi_svc_commit; never NULL), bus, app, metrics, service, consumer,
+       version, a fresh request_id per run (for adi_svc_call), no principal and a deadline of
+       now + chore_ms. An error is logged; the next run comes anyway. */
+    adi_err (*chore)(adi_ctx_t *ctx, adi_error_t *err);
+    int64_t chore_ms; /* period of `chore`, > 0 when chore is set */
 };
 
 /**
@@ -328,5 +342,29 @@ void adi_svc_sensitive(adi_ctx_t *ctx, void (*wipe)(void *arg), void *arg);
  * and event handlers) the XADD after COMMIT is best effort.
  */
 void adi_svc_publish(adi_ctx_t *ctx, const char *stream, const adi_msg_desc_t *d, const void *msg);
+
+/**
+ * In a transactional handler that is about to fail: its writes and the events it queued commit
+ * anyway, and then the error is answered (e.g. a reused refresh token revokes its family and the
+ * user's tokens, and the answer is 401). Without it, a failing handler's transaction is rolled
+ * back. A failure of that COMMIT is answered instead of the handler's error.
+ */
+void adi_svc_keep_writes(adi_ctx_t *ctx);
+
+/**
+ * For a chore (adi_svc_def_t.chore), which runs its own transactions: commits the one open on
+ * ctx->db together with the events queued by adi_svc_publish since the last commit (written to
+ * the outbox in the transaction), then publishes them. On failure the transaction is rolled
+ * back, the events are dropped and the error returned.
+ */
+adi_err adi_svc_commit(adi_ctx_t *ctx, adi_error_t *err);
+
+/**
+ * The key under which the outcome of the current request is settled: set only inside a
+ * transactional, mutating request (empty string otherwise). A handler passes it to a service it
+ * asks to change something on the request's behalf; that service can later ask this one
+ * `sys.settled {key}` whether the request committed, and keep or undo its change accordingly.
+ */
+const char *adi_svc_settle_key(const adi_ctx_t *ctx);
 
 #endif
