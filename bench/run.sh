@@ -15,8 +15,10 @@
 #   rss        VmRSS/VmHWM of every process in ADI_PIDS_DIR before and after the load (bench/rss.py)
 #   scaling    bench/scale.sh: 1 then 2 replicas of adi-auth (BENCH_SCALE=0 skips it)
 # BENCH_PATHS="name=/path/ name=POST:/path/ ..." replaces the list, BENCH_AUTH=<access token>
-# authenticates every request, BENCH_OUT names the JSON file (default latest.json). Exits 1 when a run saw errors
-# or non-2xx answers (the figures are then not comparable), after writing the results.
+# authenticates every request, BENCH_OUT names the JSON file (default latest.json), BENCH_TIMEOUT
+# is wrk's --timeout (2s: a request slower than that counts as a timeout error). Exits 1 when a
+# run saw errors or non-2xx answers (the figures are then not comparable), after writing the
+# results.
 set -euo pipefail
 
 url="${1:?usage: bench/run.sh <gateway url>}"
@@ -27,6 +29,7 @@ DURATION=${BENCH_DURATION:-10s}
 THREADS=${BENCH_THREADS:-2}
 CONNS=${BENCH_CONNECTIONS:-64}
 WARMUP=${BENCH_WARMUP:-2s}
+TIMEOUT=${BENCH_TIMEOUT:-2s}
 PATHS=${BENCH_PATHS:-"version=/api/health/version/ ping=POST:/api/health/ping/ health=/api/health/"}
 PY=/usr/bin/python3
 [[ -x $PY ]] || PY=python3
@@ -94,9 +97,10 @@ for item in $PATHS "${extras[@]}"; do
     # BENCH_WARMUP=0 skips the warm-up (a warm-up's requests still running on the server would
     # overlap the measured run, e.g. logins beyond the hashing bound answer 503).
     [[ $WARMUP == 0 ]] ||
-        wrk -t "$THREADS" -c "$CONNS" -d "$WARMUP" -s "$HERE/report.lua" "$base$path" >/dev/null
-    wrk -t "$THREADS" -c "$CONNS" -d "$DURATION" --latency -s "$HERE/report.lua" "$base$path" \
-        >"$OUT/$name.txt"
+        wrk -t "$THREADS" -c "$CONNS" -d "$WARMUP" --timeout "$TIMEOUT" -s "$HERE/report.lua" \
+            "$base$path" >/dev/null
+    wrk -t "$THREADS" -c "$CONNS" -d "$DURATION" --timeout "$TIMEOUT" --latency \
+        -s "$HERE/report.lua" "$base$path" >"$OUT/$name.txt"
     grep -v '^ADI_RESULT' "$OUT/$name.txt"
     results+=("$name" "$method $path" "$(sed -n 's/^ADI_RESULT //p' "$OUT/$name.txt")")
 done

@@ -3,7 +3,8 @@
  * The auth service's configuration and state: its settings table (JWT algorithm and keys, token
  * lifetimes, the refresh reuse grace, the PBKDF2 cost and the bound on concurrent hashing), the
  * startup checks that turn them into a key set, the hashing gate that keeps a login storm from
- * occupying every worker, and the table binding each auth operation to its handler in ops/.
+ * occupying every worker (bounded slots, bounded waiters, one worker always left free), and the
+ * table binding each auth operation to its handler in ops/.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -39,6 +40,9 @@ const adi_cfg_row_t auth_cfg_rows[] = {
         "PBKDF2 iterations of new password hashes (fewer are upgraded at the next login)"),
     CFG(hash_concurrency, "PASSWORD_HASH_CONCURRENCY", INT, "0", 0, 0, 64,
         "password hashes computed at once; 0 means max(1, WORKERS/2)"),
+    CFG(settle_after_s, "SETTLE_AFTER_S", INT, "60", 0, 1, 86400,
+        "age (s) at which a user made for another service's request (signup, accept-invite) is "
+        "kept or removed as that request committed or not"),
 };
 const size_t auth_ncfg_rows = sizeof(auth_cfg_rows) / sizeof(auth_cfg_rows[0]);
 
@@ -54,6 +58,7 @@ void auth_cfg_defaults(auth_cfg_t *cfg)
     cfg->refresh_grace_s = 10;
     cfg->password_iterations = ADI_PASSWORD_ITERATIONS;
     cfg->hash_concurrency = 0;
+    cfg->settle_after_s = 60;
 }
 
 /* ---- startup ---------------------------------------------------------------------------- */
@@ -140,11 +145,22 @@ adi_err auth_init(const adi_svc_config_t *common, void *cfg, void **app_out, adi
     app->refresh_lifetime_s = c->refresh_lifetime_s;
     app->refresh_grace_s = c->refresh_grace_s;
     app->iterations = (unsigned)c->password_iterations;
+    app->settle_after_s = c->settle_after_s;
+    int workers = (int)common->workers;
     int slots = (int)c->hash_concurrency;
     if (slots <= 0)
-        slots = common->workers / 2 > 1 ? (int)(common->workers / 2) : 1;
+        slots = workers / 2 > 1 ? workers / 2 : 1;
+    /* Hashing never takes every worker: one stays free for the operations that do not hash. */
+    if (workers >= 2 && slots > workers - 1) {
+        ADI_LOG(NULL, ADI_LOG_WARN, "auth.hash_concurrency",
+                "PASSWORD_HASH_CONCURRENCY=%d lowered to %d (WORKERS - 1)", slots, workers - 1);
+        slots = workers - 1;
+    }
     app->hash_slots = slots;
     app->gate.free_slots = slots;
+    app->gate.waiting = 0;
+    app->gate.max_waiting = workers - slots - 1 > 0 ? workers - slots - 1 : 0;
+    app->gate.wait_ms = AUTH_HASH_WAIT_MS;
     pthread_mutex_init(&app->gate.mu, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
@@ -171,7 +187,7 @@ void auth_fini(void *p)
 adi_err auth_gate_enter(adi_ctx_t *ctx, adi_error_t *err)
 {
     auth_app_t *app = ctx->app;
-    int64_t wait_ms = AUTH_HASH_WAIT_MS;
+    int64_t wait_ms = app->gate.wait_ms;
     int64_t left = ctx->deadline_ms - adi_now_ms();
     if (left < wait_ms)
         wait_ms = left > 0 ? left : 0;
@@ -184,9 +200,14 @@ adi_err auth_gate_enter(adi_ctx_t *ctx, adi_error_t *err)
         until.tv_nsec -= 1000000000L;
     }
     pthread_mutex_lock(&app->gate.mu);
-    int rc = 0;
-    while (app->gate.free_slots == 0 && rc != ETIMEDOUT)
-        rc = pthread_cond_timedwait(&app->gate.cv, &app->gate.mu, &until);
+    /* Slots full: wait only while waiters leave a worker free, else refuse at once. */
+    if (app->gate.free_slots == 0 && app->gate.waiting < app->gate.max_waiting && wait_ms > 0) {
+        app->gate.waiting++;
+        int rc = 0;
+        while (app->gate.free_slots == 0 && rc != ETIMEDOUT)
+            rc = pthread_cond_timedwait(&app->gate.cv, &app->gate.mu, &until);
+        app->gate.waiting--;
+    }
     bool got = app->gate.free_slots > 0;
     if (got)
         app->gate.free_slots--;

@@ -47,6 +47,7 @@ typedef struct auth_cfg {
     int64_t refresh_grace_s;          /* REFRESH_REUSE_GRACE_S */
     int64_t password_iterations;      /* PASSWORD_ITERATIONS: PBKDF2 cost of new hashes */
     int64_t hash_concurrency;         /* PASSWORD_HASH_CONCURRENCY: 0 = max(1, WORKERS / 2) */
+    int64_t settle_after_s;           /* SETTLE_AFTER_S: age at which provisioned users settle */
 } auth_cfg_t;
 
 /** The configuration rows of adi-auth and their number. */
@@ -56,11 +57,19 @@ extern const size_t auth_ncfg_rows;
 /** Fills `cfg` with the documented defaults (as with an empty environment). */
 void auth_cfg_defaults(auth_cfg_t *cfg);
 
-/** A counting semaphore bounding the password hashes computed at the same time. */
+/**
+ * A counting semaphore bounding the password hashes computed at the same time, and the workers
+ * that may wait for one: at most max(0, WORKERS - slots - 1) wait at once, any other request that
+ * finds the slots full is refused at once, so at least one worker is always free for the
+ * operations that do not hash (/api/me/ stays fast under a login storm).
+ */
 typedef struct auth_gate {
-    pthread_mutex_t mu; /* guards free_slots */
+    pthread_mutex_t mu; /* guards the counters below */
     pthread_cond_t cv;  /* signalled when a slot is released (CLOCK_MONOTONIC) */
     int free_slots;     /* slots not taken */
+    int waiting;        /* requests waiting for a slot now */
+    int max_waiting;    /* waiters allowed at once: max(0, WORKERS - slots - 1) */
+    int64_t wait_ms;    /* longest wait for a slot: AUTH_HASH_WAIT_MS (tests raise it) */
 } auth_gate_t;
 
 /** The service state handed to handlers as ctx->app; read-only after auth_init but the gate. */
@@ -70,7 +79,8 @@ typedef struct auth_app {
     int64_t refresh_lifetime_s; /* refresh token lifetime */
     int64_t refresh_grace_s;    /* reuse grace of the immediately preceding refresh token */
     unsigned iterations;        /* PBKDF2 iterations of new hashes */
-    int hash_slots;             /* the gate's size */
+    int64_t settle_after_s;     /* age at which auth_settle_chore settles a provisioned user */
+    int hash_slots;             /* the gate's size, at most WORKERS - 1 (but 1) */
     auth_gate_t gate;           /* bounds concurrent hashing */
 } auth_app_t;
 
@@ -83,6 +93,18 @@ adi_err auth_init(const adi_svc_config_t *common, void *cfg, void **app, adi_err
 
 /** adi_svc_def_t.fini: frees what auth_init built. */
 void auth_fini(void *app);
+
+/**
+ * adi_svc_def_t.chore of the service (settle.c), every AUTH_SETTLE_CHORE_MS: for each user that
+ * auth.user_provision made for another service's request and that is older than SETTLE_AFTER_S,
+ * asks that service `sys.settled` whether the request committed; keeps the user if it did,
+ * removes it (roles and refresh tokens with it; ev:auth "deleted") if it did not. A signup or an
+ * accept-invite whose own transaction failed after auth made its user so leaves nothing behind.
+ */
+adi_err auth_settle_chore(adi_ctx_t *ctx, adi_error_t *err);
+
+/** Period of auth_settle_chore. */
+#define AUTH_SETTLE_CHORE_MS 1000
 
 /** The handler table of adi-auth (NULL-terminated), made of the rows below (ops/). */
 extern const adi_svc_handler_t *const auth_handlers[];
@@ -103,8 +125,9 @@ ADI_SVC_HANDLER_DECL(auth_user_provision_row); /* ops/provision.c */
 /* ---- password hashing under the gate (auth.c) --------------------------------------------- */
 
 /**
- * Takes a hashing slot, waiting up to AUTH_HASH_WAIT_MS (less when the request's deadline is
- * nearer). Errors: ADI_BUSY with AUTH_MSG_BUSY when none became free.
+ * Takes a hashing slot. When none is free, waits up to gate.wait_ms (AUTH_HASH_WAIT_MS; less when
+ * the request's deadline is nearer) if fewer than gate.max_waiting requests wait already, and is
+ * refused at once otherwise. Errors: ADI_BUSY with AUTH_MSG_BUSY when no slot was had.
  */
 adi_err auth_gate_enter(adi_ctx_t *ctx, adi_error_t *err);
 
@@ -184,7 +207,7 @@ adi_err auth_user_insert(adi_ctx_t *ctx, adi_str_t tenant_id, adi_str_t email, a
 
 /**
  * Bumps the token version of user `id` (in the current scope) and queues the ev:auth event of
- * `kind` ("roles_changed", "deactivated", "deleted") carrying the new version.
+ * `kind` ("roles_changed", "deactivated", "deleted", "tokens_revoked") carrying the new version.
  * Errors: ADI_NOT_FOUND when the user is not visible; otherwise as adi_db_exec.
  */
 adi_err auth_bump_version(adi_ctx_t *ctx, adi_str_t id, adi_str_t tenant_id, const char *kind,

@@ -22,6 +22,8 @@ int main(int argc, char **argv)
         .cfg = &cfg,
         .init = auth_init,
         .fini = auth_fini,
+        .chore = auth_settle_chore,
+        .chore_ms = AUTH_SETTLE_CHORE_MS,
     };
     return adi_svc_run(&def, argc, argv);
 }

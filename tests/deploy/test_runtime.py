@@ -234,6 +234,7 @@ class DeploymentRuntime(unittest.TestCase):
                        DATABASE_URL=f"postgresql://adi_{svc.replace('-', '_')}@127.0.0.1:{pg_port}/{cls.db}")
             if svc == "auth":
                 env["JWT_SIGNING_KEY"] = cls.jwt_key
+                env["SETTLE_AFTER_S"] = "1"  # so the settle chore's calls to tenant happen here
             if svc == "vault":
                 env["KMS_LOCAL_KEY"] = cls.kms_key
             cls._spawn(f"adi-{svc}", [os.path.join(cls.bin, f"adi-{svc}")], env)
@@ -381,6 +382,17 @@ class DeploymentRuntime(unittest.TestCase):
         self._admin("task-status", task.stdout.strip(), redis_user="admin")
         self._admin("queues", redis_user="admin")
         self._admin("requeue-dead", "default", redis_user="admin")
+
+        # Auth's settle chore asked the tenant service about the signup's and the accept's users
+        # (sys.settled on svc:{tenant}:req) and kept both.
+        def settled():
+            url = os.environ["DATABASE_URL"].rsplit("/", 1)[0] + "/" + self.db
+            out = subprocess.run([self.psql, url, "-qAtX", "-c",
+                                  "SELECT count(*) FILTER (WHERE settle_key IS NOT NULL), "
+                                  "count(*) FROM auth.users"],
+                                 capture_output=True, text=True, check=True).stdout.strip()
+            return out == "0|2"
+        wait_for(settled, "auth to settle the users it made for the tenant service")
 
         # Every task (the invitation mail) taken and acknowledged, so its calls happened.
         insp = self.user("inspector")

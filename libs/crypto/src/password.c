@@ -10,6 +10,7 @@
  */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
@@ -129,6 +130,60 @@ static size_t find_dollar(const char *p, size_t n)
     return d == NULL ? n : (size_t)(d - p);
 }
 
+/* A stored hash split into its parts (pointers into the encoded string). */
+typedef struct parsed_hash {
+    unsigned iterations;                                     /* its PBKDF2 iterations */
+    const char *salt;                                        /* its salt */
+    size_t salt_len;                                         /* bytes of salt */
+    unsigned char stored[ADI_B64_DECODED_MAX(HASH_B64_LEN)]; /* the decoded key */
+} parsed_hash_t;
+
+/* Splits and checks `encoded` (algorithm $ iterations $ salt $ hash); false when malformed. */
+static bool parse_hash(adi_str_t encoded, parsed_hash_t *h)
+{
+    if (encoded.ptr == NULL || encoded.len > ENCODED_LIMIT)
+        return false;
+    const char *p = encoded.ptr;
+    size_t n = encoded.len;
+    size_t alg_len = find_dollar(p, n);
+    if (alg_len != sizeof(ALGORITHM) - 1 || memcmp(p, ALGORITHM, alg_len) != 0 || alg_len == n)
+        return false;
+    p += alg_len + 1;
+    n -= alg_len + 1;
+    size_t it_len = find_dollar(p, n);
+    if (it_len == n || !parse_iterations(p, it_len, &h->iterations))
+        return false;
+    p += it_len + 1;
+    n -= it_len + 1;
+    size_t salt_len = find_dollar(p, n);
+    if (salt_len == n || salt_len == 0 || salt_len > ADI_PASSWORD_SALT_MAX)
+        return false;
+    for (size_t i = 0; i < salt_len; i++) {
+        unsigned char c = (unsigned char)p[i];
+        if (c < 0x20 || c == 0x7f)
+            return false;
+    }
+    h->salt = p;
+    h->salt_len = salt_len;
+    p += salt_len + 1;
+    n -= salt_len + 1;
+    size_t stored_len = 0;
+    if (n != HASH_B64_LEN ||
+        adi_b64_decode((adi_str_t){p, n}, h->stored, sizeof(h->stored), &stored_len, NULL) !=
+            ADI_OK ||
+        stored_len != DK_LEN) {
+        OPENSSL_cleanse(h->stored, sizeof(h->stored));
+        return false;
+    }
+    return true;
+}
+
+/* An acceptable password: present and at most ADI_PASSWORD_MAX_LEN bytes. */
+static bool password_ok(adi_str_t password)
+{
+    return password.ptr != NULL && password.len <= ADI_PASSWORD_MAX_LEN;
+}
+
 adi_err adi_password_verify(adi_str_t password, adi_str_t encoded, unsigned configured_iterations,
                             bool *match, bool *must_upgrade, adi_error_t *err)
 {
@@ -139,53 +194,40 @@ adi_err adi_password_verify(adi_str_t password, adi_str_t encoded, unsigned conf
         *must_upgrade = false;
     if (configured_iterations == 0)
         configured_iterations = ADI_PASSWORD_ITERATIONS;
-    if (password.ptr == NULL || password.len > ADI_PASSWORD_MAX_LEN)
+    if (!password_ok(password))
         return adi_error_set(err, ADI_INVALID, "Password is missing or too long.");
-    if (encoded.ptr == NULL || encoded.len > ENCODED_LIMIT)
-        return adi_error_set(err, ADI_INVALID, "%s", malformed);
-
-    /* algorithm $ iterations $ salt $ hash */
-    const char *p = encoded.ptr;
-    size_t n = encoded.len;
-    size_t alg_len = find_dollar(p, n);
-    if (alg_len != sizeof(ALGORITHM) - 1 || memcmp(p, ALGORITHM, alg_len) != 0 || alg_len == n)
-        return adi_error_set(err, ADI_INVALID, "%s", malformed);
-    p += alg_len + 1;
-    n -= alg_len + 1;
-    size_t it_len = find_dollar(p, n);
-    unsigned iterations = 0;
-    if (it_len == n || !parse_iterations(p, it_len, &iterations))
-        return adi_error_set(err, ADI_INVALID, "%s", malformed);
-    p += it_len + 1;
-    n -= it_len + 1;
-    size_t salt_len = find_dollar(p, n);
-    if (salt_len == n || salt_len == 0 || salt_len > ADI_PASSWORD_SALT_MAX)
-        return adi_error_set(err, ADI_INVALID, "%s", malformed);
-    for (size_t i = 0; i < salt_len; i++) {
-        unsigned char c = (unsigned char)p[i];
-        if (c < 0x20 || c == 0x7f)
-            return adi_error_set(err, ADI_INVALID, "%s", malformed);
-    }
-    const char *salt = p;
-    p += salt_len + 1;
-    n -= salt_len + 1;
-    unsigned char stored[ADI_B64_DECODED_MAX(HASH_B64_LEN)];
-    size_t stored_len = 0;
-    if (n != HASH_B64_LEN ||
-        adi_b64_decode((adi_str_t){p, n}, stored, sizeof(stored), &stored_len, NULL) != ADI_OK ||
-        stored_len != DK_LEN)
+    parsed_hash_t h;
+    if (!parse_hash(encoded, &h))
         return adi_error_set(err, ADI_INVALID, "%s", malformed);
 
     unsigned char dk[DK_LEN];
-    derive(password, salt, salt_len, iterations, dk);
-    bool ok = adi_crypto_equal(dk, stored, DK_LEN);
+    derive(password, h.salt, h.salt_len, h.iterations, dk);
+    bool ok = adi_crypto_equal(dk, h.stored, DK_LEN);
     OPENSSL_cleanse(dk, sizeof(dk));
-    OPENSSL_cleanse(stored, sizeof(stored));
+    OPENSSL_cleanse(h.stored, sizeof(h.stored));
     if (match != NULL)
         *match = ok;
     if (must_upgrade != NULL)
-        *must_upgrade = iterations < configured_iterations || salt_len < ADI_PASSWORD_SALT_LEN;
+        *must_upgrade = h.iterations < configured_iterations || h.salt_len < ADI_PASSWORD_SALT_LEN;
     return ADI_OK;
+}
+
+unsigned adi_password_verify_cost(adi_str_t password, adi_str_t encoded)
+{
+    parsed_hash_t h;
+    if (!password_ok(password) || !parse_hash(encoded, &h))
+        return 0;
+    OPENSSL_cleanse(h.stored, sizeof(h.stored));
+    return h.iterations;
+}
+
+unsigned adi_password_pad_iterations(uint64_t spent, unsigned configured_iterations)
+{
+    if (configured_iterations == 0)
+        configured_iterations = ADI_PASSWORD_ITERATIONS;
+    if (configured_iterations > ADI_PASSWORD_ITERATIONS_MAX)
+        configured_iterations = ADI_PASSWORD_ITERATIONS_MAX;
+    return spent >= configured_iterations ? 0u : configured_iterations - (unsigned)spent;
 }
 
 void adi_password_dummy_verify(unsigned iterations)

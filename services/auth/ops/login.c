@@ -3,19 +3,27 @@
  * auth.login (POST /api/auth/login/) and auth.token (POST /api/token/): checks an e-mail and
  * password and answers a new refresh-token family's first pair. Wrong e-mail, wrong password and
  * inactive account are one answer, DRF's 401 "No active account found with the given
- * credentials", and cost the same: an unknown e-mail runs a dummy PBKDF2 of the configured cost.
+ * credentials", and cost the same: every refusal costs at least one PBKDF2 at the configured
+ * iterations (an unknown e-mail, a stored hash with fewer iterations, a malformed or unusable hash
+ * are padded with a dummy PBKDF2 up to that cost); a successful login is never padded.
  * Hashing runs under the service's gate (bounded concurrency, 503 when full). A hash with fewer
  * iterations than PASSWORD_ITERATIONS is replaced after a successful login. auth.login also
  * records the audit entry "login".
  *
  * An e-mail is unique within a tenant only, so it may name accounts of several tenants: each is
- * tried, oldest first, and the first whose password matches logs in.
+ * tried, oldest first, and the first whose password matches logs in (so a refusal for an e-mail
+ * of k accounts costs k verifications: at most 8, auth.login_lookup's limit).
  */
 #include <string.h>
 
 #include "auth.h"
 
-/* Checks the password against each candidate of `res` under the gate; sets match and fresh. */
+/*
+ * Checks the password against each candidate of `res` under the gate; sets match and fresh. A
+ * refusal (no candidate, wrong password, inactive account) costs at least one verification at
+ * the configured iterations: what the real verifications did not spend (a hash with fewer
+ * iterations, a malformed or unusable one, no candidate at all) is burnt by a dummy one.
+ */
 static adi_err check_password(adi_ctx_t *ctx, const auth_login_req *req, const adi_db_res_t *res,
                               auth_user_row_t *u, int *match, char fresh[ADI_PASSWORD_ENCODED_MAX],
                               adi_error_t *err)
@@ -26,20 +34,25 @@ static adi_err check_password(adi_ctx_t *ctx, const auth_login_req *req, const a
         return rc;
     int n = adi_db_nrows(res);
     bool upgrade = false;
-    if (n == 0)
-        adi_password_dummy_verify(app->iterations);
+    uint64_t spent = 0;
     for (int i = 0; i < n && *match < 0; i++) {
         bool ok = false;
         auth_user_row_from(res, i, u);
         if (adi_password_verify(req->password, u->password, app->iterations, &ok, &upgrade, NULL) ==
-                ADI_OK &&
-            ok)
-            *match = i;
+            ADI_OK) {
+            spent += adi_password_verify_cost(req->password, u->password);
+            if (ok)
+                *match = i;
+        }
     }
-    if (*match >= 0 && upgrade && u->is_active &&
-        adi_password_hash(req->password, app->iterations, fresh, ADI_PASSWORD_ENCODED_MAX, NULL) !=
-            ADI_OK)
+    if (*match < 0 || !u->is_active) {
+        unsigned pad = adi_password_pad_iterations(spent, app->iterations);
+        if (pad > 0)
+            adi_password_dummy_verify(pad);
+    } else if (upgrade && adi_password_hash(req->password, app->iterations, fresh,
+                                            ADI_PASSWORD_ENCODED_MAX, NULL) != ADI_OK) {
         fresh[0] = '\0';
+    }
     auth_gate_leave(ctx);
     return ADI_OK;
 }

@@ -3,7 +3,8 @@
  * auth.me (GET /api/me/): the caller's own user and tenant. A superuser may name another tenant
  * with the X-Tenant-Id header (params.tenant_override, set by the gateway for superusers only);
  * unlike the Django version, nobody else can. A token whose user is gone or inactive gets
- * simplejwt's 401 wording ("User not found", "User is inactive").
+ * simplejwt's 401 wording and code ("User not found" user_not_found, "User is inactive"
+ * user_inactive), which the gateway renders {"detail": ..., "code": ...}.
  */
 #include <string.h>
 
@@ -23,10 +24,14 @@ static adi_err op_me(adi_ctx_t *ctx, const auth_me_req *req, auth_me_rep *rep, a
         rc = auth_user_load(ctx, p->user_id, &u, &found, err);
     if (rc != ADI_OK)
         return rc;
-    if (!found)
+    if (!found) {
+        ctx->error_code = "user_not_found";
         return adi_error_set(err, ADI_UNAUTHENTICATED, "User not found");
-    if (!u.is_active)
+    }
+    if (!u.is_active) {
+        ctx->error_code = "user_inactive";
         return adi_error_set(err, ADI_UNAUTHENTICATED, "User is inactive");
+    }
     rep->user = adi_pool_alloc(ctx->pool, sizeof(*rep->user));
     auth_user_to_msg(&u, rep->user);
     rep->tenant_id = u.tenant_id;

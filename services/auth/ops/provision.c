@@ -5,6 +5,10 @@
  * accept-invite. The tenant comes from the request, not from the principal, because a signup has
  * no tenant yet. A duplicate e-mail in the tenant is answered 400 {"email": [...]}, which the
  * tenant service passes on or rewords. A new user has no tokens, so no version bump is needed.
+ *
+ * The caller's request may still fail after this one commits (its own commit, its deadline):
+ * with the caller's settle key the user is provisional until auth_settle_chore (settle.c) has
+ * asked the caller whether that request committed, and is removed if it did not.
  */
 #include "auth.h"
 
@@ -20,6 +24,16 @@ static adi_err op_user_provision(adi_ctx_t *ctx, const auth_user_provision_req *
                           req->last_name, ADI_STR_NULL, role, &u, err);
     if (rc != ADI_OK)
         return rc;
+    const adi_principal *p = ctx->principal;
+    if (req->settle_key.len > 0 && p != NULL && p->service.len > 0) {
+        adi_str_t sp[3] = {u.id, p->service, req->settle_key};
+        rc = adi_db_exec(ctx->db, NULL,
+                         "UPDATE auth.users SET settle_caller = $2, settle_key = $3 "
+                         "WHERE id = $1::uuid",
+                         3, sp, NULL, err);
+        if (rc != ADI_OK)
+            return rc;
+    }
     auth_user_to_msg(&u, rep);
     ctx->status = 201;
     return ADI_OK;

@@ -2,14 +2,19 @@
 /*
  * auth.refresh (POST /api/token/refresh/): exchanges a refresh token for a new pair of the same
  * family (rotation). The presented token is marked rotated and replaced by the new one. Presenting
- * a rotated token again is a reuse: the whole family is revoked and the client gets simplejwt's
- * 401 "Token is blacklisted", except within REFRESH_REUSE_GRACE_S of the rotation when the token
- * is the immediate predecessor of a live one (two tabs refreshing at once): that caller gets a
- * fresh pair of the same family and nothing is revoked. Roles, superuser flag and token version
- * are read again from the database, so a refresh picks up role changes; an inactive or deleted
- * user gets 401.
+ * a rotated token again is a reuse: the whole family is revoked, the user's token version is
+ * bumped and published on ev:auth (so the access tokens issued so far are refused at once: the
+ * stolen token may have been exchanged already), and the client gets simplejwt's 401 "Token is
+ * blacklisted", except within REFRESH_REUSE_GRACE_S of the rotation when the token is the
+ * immediate predecessor of a live one (two tabs refreshing at once): that caller gets a fresh pair
+ * of the same family and nothing is revoked. Roles, superuser flag and token version are read
+ * again from the database, so a refresh picks up role changes. An inactive user gets simplejwt's
+ * (>= 5.3.1) 401 "No active account found for the given token." before any revocation or reuse
+ * check, as TokenRefreshSerializer checks the user first; a deleted user's tokens are gone with
+ * it (401 "Token is invalid or expired").
  */
 #include <inttypes.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "auth.h"
@@ -18,10 +23,11 @@
 
 /* The state of the presented token's row, read under its tenant with FOR UPDATE. */
 typedef struct token_state {
-    adi_str_t family; /* its family */
-    bool revoked;     /* the family was revoked */
-    bool rotated;     /* it was exchanged already */
-    bool grace;       /* rotated within the grace period, its successor still live */
+    adi_str_t tenant_id; /* the token's tenant (empty for a tenant-less superuser) */
+    adi_str_t family;    /* its family */
+    bool revoked;        /* the family was revoked */
+    bool rotated;        /* it was exchanged already */
+    bool grace;          /* rotated within the grace period, its successor still live */
 } token_state_t;
 
 /* Finds the token by jti (before any tenant is known), scopes the transaction and locks the row. */
@@ -37,7 +43,8 @@ static adi_err load_token(adi_ctx_t *ctx, const adi_jwt_claims_t *c, adi_str_t j
         return rc;
     if (adi_db_nrows(res) == 0 || !adi_str_eq_c(adi_db_get(res, 0, 1), c->user_id))
         return adi_error_set(err, ADI_UNAUTHENTICATED, ADI_JWT_MSG_INVALID);
-    rc = auth_scope(ctx, adi_db_get(res, 0, 0), err);
+    st->tenant_id = adi_db_get(res, 0, 0);
+    rc = auth_scope(ctx, st->tenant_id, err);
     adi_str_t p[2] = {jti, adi_pool_printf(ctx->pool, "%" PRId64, app->refresh_grace_s)};
     if (rc == ADI_OK)
         rc = adi_db_exec(ctx->db, ctx->pool,
@@ -59,22 +66,25 @@ static adi_err load_token(adi_ctx_t *ctx, const adi_jwt_claims_t *c, adi_str_t j
 }
 
 /*
- * Reuse of a rotated token: revokes the family. The 401 that follows rolls the request's
- * transaction back, so the revocation is committed here first.
+ * Reuse of a rotated token: revokes the family and bumps the user's token version (ev:auth
+ * "tokens_revoked"), so the access tokens issued so far are refused at once; both commit although
+ * the answer is a 401 (adi_svc_keep_writes).
  */
-static adi_err revoke_family(adi_ctx_t *ctx, adi_str_t family, adi_error_t *err)
+static adi_err revoke_family(adi_ctx_t *ctx, const token_state_t *st, adi_str_t user_id,
+                             adi_error_t *err)
 {
     adi_err rc = adi_db_exec(ctx->db, NULL,
                              "UPDATE auth.refresh_tokens SET revoked_at = now() "
                              "WHERE family = $1::uuid AND revoked_at IS NULL",
-                             1, &family, NULL, err);
+                             1, &st->family, NULL, err);
     if (rc == ADI_OK)
-        rc = adi_db_commit(ctx->db, err);
+        rc = auth_bump_version(ctx, user_id, st->tenant_id, "tokens_revoked", err);
     if (rc != ADI_OK)
         return rc;
     ADI_LOG(&ctx->log, ADI_LOG_WARN, "auth.refresh_reuse",
-            "rotated refresh token presented again: family %.*s revoked", (int)family.len,
-            family.ptr);
+            "rotated refresh token presented again: family %.*s revoked, user %.*s's tokens too",
+            (int)st->family.len, st->family.ptr, (int)user_id.len, user_id.ptr);
+    adi_svc_keep_writes(ctx);
     return adi_error_set(err, ADI_UNAUTHENTICATED, AUTH_MSG_BLACKLISTED);
 }
 
@@ -91,17 +101,19 @@ static adi_err op_refresh(adi_ctx_t *ctx, const auth_refresh_req *req, auth_toke
     adi_err rc = load_token(ctx, &c, jti, &st, err);
     if (rc != ADI_OK)
         return rc;
-    if (st.revoked)
-        return adi_error_set(err, ADI_UNAUTHENTICATED, AUTH_MSG_BLACKLISTED);
-    if (st.rotated && !st.grace)
-        return revoke_family(ctx, st.family, err);
+    /* The user first, as simplejwt does: an inactive account's answer names the account. */
     auth_user_row_t u;
     bool found = false;
-    rc = auth_user_load(ctx, adi_str_c(c.user_id), &u, &found, err);
+    adi_str_t user_id = adi_pool_strdup(ctx->pool, adi_str_c(c.user_id));
+    rc = auth_user_load(ctx, user_id, &u, &found, err);
     if (rc != ADI_OK)
         return rc;
     if (!found || !u.is_active)
         return adi_error_set(err, ADI_UNAUTHENTICATED, MSG_NO_ACTIVE);
+    if (st.revoked)
+        return adi_error_set(err, ADI_UNAUTHENTICATED, AUTH_MSG_BLACKLISTED);
+    if (st.rotated && !st.grace)
+        return revoke_family(ctx, &st, user_id, err);
     adi_str_t next = ADI_STR_NULL;
     rc = auth_issue_pair(ctx, &u, st.family, &rep->refresh, &rep->access, &next, err);
     if (rc != ADI_OK || st.rotated)

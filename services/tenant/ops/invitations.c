@@ -159,7 +159,9 @@ static adi_err op_accept(adi_ctx_t *ctx, const tenant_accept_req *req, auth_user
                                     .password = req->password,
                                     .first_name = req->first_name,
                                     .last_name = req->last_name,
-                                    .role = role};
+                                    .role = role,
+                                    /* the user goes again if this request rolls back */
+                                    .settle_key = adi_str_c(adi_svc_settle_key(ctx))};
     rc = adi_svc_call(ctx, &adi_op_auth_user_provision, NULL, &preq, rep, err);
     if (rc == ADI_INVALID && err->nfields > 0 && strcmp(err->fields[0].field, "email") == 0) {
         adi_error_clear(err); /* the e-mail is the invitation's: not the client's field */

@@ -82,6 +82,7 @@ static adi_err op_signup(adi_ctx_t *ctx, const tenant_signup_req *req, tenant_si
     preq.first_name = req->admin_first_name;
     preq.last_name = req->admin_last_name;
     preq.role = ADI_STR("ADMIN");
+    preq.settle_key = adi_str_c(adi_svc_settle_key(ctx)); /* the user goes if we roll back */
     auth_user admin;
     rc = adi_svc_call(ctx, &adi_op_auth_user_provision, NULL, &preq, &admin, err);
     if (rc != ADI_OK)

@@ -14,12 +14,16 @@
  * list/get/create (tenant scoping both ways, 404 for other tenants and malformed ids, duplicate
  * e-mail, validation, ADMIN re-check), roles list/create/assign/delete (idempotent grant, other
  * tenant's user, version bump + ev:auth + audit events), user_provision (services only), RLS with
- * no tenant set, and the hashing gate (busy after its bounded wait).
+ * no tenant set, and the hashing gate (busy after its bounded wait; under a login storm with the
+ * slots full and a login waiting, other logins are refused at once with 503 and /api/me/ is still
+ * served). Refresh: an inactive user's answer comes before the revocation checks, and a reuse
+ * bumps the token version on ev:auth.
  */
 #include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "adi/crypto.h"
 #include "adi/jwt.h"
@@ -35,6 +39,18 @@
 #define NOT_FOUND "Not found."
 
 static const char *migrations_dir;
+
+/* The running service's state (auth_app_t), kept by capture_init for the gate tests. */
+static auth_app_t *service_app;
+
+/* auth_init that keeps the state it built. */
+static adi_err capture_init(const adi_svc_config_t *common, void *cfg, void **app, adi_error_t *err)
+{
+    adi_err rc = auth_init(common, cfg, app, err);
+    if (rc == ADI_OK)
+        service_app = *app;
+    return rc;
+}
 
 /* A user made by the fixture. */
 typedef struct tuser {
@@ -170,14 +186,14 @@ static int group_setup(void **state)
     auth_cfg_defaults(&f->acfg);
     f->acfg.jwt_signing_key = KEY;
     f->acfg.password_iterations = ITER;
-    f->acfg.hash_concurrency = 2;
+    f->acfg.hash_concurrency = 1; /* with 3 workers: 1 slot, 1 waiter, 1 worker left free */
     f->def = (adi_svc_def_t){.name = "auth",
                              .schema = "auth",
                              .handlers = auth_handlers,
                              .cfg_rows = auth_cfg_rows,
                              .ncfg_rows = auth_ncfg_rows,
                              .cfg = &f->acfg,
-                             .init = auth_init,
+                             .init = capture_init,
                              .fini = auth_fini};
     adi_svc_config_defaults(&f->cfg, 0);
     f->cfg.redis_url = f->redis_url;
@@ -301,6 +317,14 @@ static void assert_error(const adi_reply *r, int status, const char *message)
     if (!adi_str_eq_c(r->error->message, message))
         fail_msg("message '%.*s' (want '%s')", (int)r->error->message.len, r->error->message.ptr,
                  message);
+}
+
+/* Asserts an error reply: status, message and code. */
+static void assert_error_code(const adi_reply *r, int status, const char *message, const char *code)
+{
+    assert_error(r, status, message);
+    if (!adi_str_eq_c(r->error->code, code))
+        fail_msg("code '%.*s' (want '%s')", (int)r->error->code.len, r->error->code.ptr, code);
 }
 
 /* Asserts a 400 whose field errors include `field` with `message`. */
@@ -472,6 +496,30 @@ static void test_login_refused(void **state)
     q.username = ADI_STR("gone@a.example");
     assert_error(call(f, &adi_op_auth_login, NULL, &q), 401, AUTH_MSG_BAD_LOGIN);
 
+    /* Unusable, malformed and other-algorithm hashes verify nothing: the same refusal (padded
+       with a dummy verification of the configured cost, see unit.crypto_password). */
+    static const char *const unusable[] = {
+        "!Rh3DkVUcqXMHdrzyx6bd0Wbkw0bDFGd2YXkUrXo1",
+        "pbkdf2_sha256$1000$x$y",
+        "argon2$argon2id$v=19$m=102400,t=2,p=8$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo",
+    };
+    for (size_t i = 0; i < sizeof(unusable) / sizeof(unusable[0]); i++) {
+        char email[64];
+        snprintf(email, sizeof(email), "unusable%zu@a.example", i);
+        tuser_t un;
+        make_user(f, &un, adi_pool_strdup(&f->pool, adi_str_c(email)).ptr, TENANT_A, NULL, false,
+                  ITER);
+        adi_str_t p[2] = {adi_str_c(un.id), adi_str_c(unusable[i])};
+        adi_error_t err;
+        adi_error_clear(&err);
+        assert_int_equal(adi_db_exec(f->db, NULL,
+                                     "UPDATE auth.users SET password = $2 WHERE id = $1::uuid", 2,
+                                     p, NULL, &err),
+                         ADI_OK);
+        q.username = adi_str_c(email);
+        assert_error(call(f, &adi_op_auth_login, NULL, &q), 401, AUTH_MSG_BAD_LOGIN);
+    }
+
     /* Validation: both fields required. */
     auth_login_req empty;
     memset(&empty, 0, sizeof(empty));
@@ -581,9 +629,22 @@ static void test_refresh_rotation_and_reuse(void **state)
     assert_int_equal(sql_int(f, sql, c1.jti), 1); /* the same family */
 
     auth_token_pair *p3 = body_of(f, &adi_op_auth_refresh, refresh(f, p2->refresh), 200);
-    /* t1 again: rotated, and its successor t2 is rotated too: reuse, the family is revoked. */
+    long long ver =
+        sql_int(f, "SELECT token_version FROM auth.users WHERE id = $1::uuid", f->viewer_a.id);
+    assert_int_equal(verify(f, p3->access, ADI_JWT_ACCESS).ver, ver);
+    /* t1 again: rotated, and its successor t2 is rotated too: reuse, the family is revoked, and
+       the user's token version is bumped and on ev:auth already when the 401 arrives, so the
+       access tokens issued so far (the thief's too) are refused at once. */
     assert_error(refresh(f, l->refresh), 401, AUTH_MSG_BLACKLISTED);
+    assert_int_equal(
+        sql_int(f, "SELECT token_version FROM auth.users WHERE id = $1::uuid", f->viewer_a.id),
+        ver + 1);
+    assert_int_equal(auth_event_version(f, f->viewer_a.id, "tokens_revoked"), ver + 1);
     assert_error(refresh(f, p3->refresh), 401, AUTH_MSG_BLACKLISTED);
+    /* A token of the revoked family is no reuse: no second bump. */
+    assert_int_equal(
+        sql_int(f, "SELECT token_version FROM auth.users WHERE id = $1::uuid", f->viewer_a.id),
+        ver + 1);
     assert_int_equal(sql_int(f,
                              "SELECT count(*) FROM auth.refresh_tokens t JOIN "
                              "auth.refresh_tokens o ON o.family = t.family "
@@ -649,6 +710,31 @@ static void test_refresh_refused(void **state)
     auth_login_rep *lt = login(f, "tmp@a.example", PASSWORD);
     itest_sql(f->db, "UPDATE auth.users SET is_active = false WHERE email = 'tmp@a.example'");
     assert_error(refresh(f, lt->refresh), 401, "No active account found for the given token.");
+
+    /* The account is checked first (simplejwt): a revoked token (as deactivate-user leaves them)
+       and a reused one of an inactive user get the same answer, and the reuse revokes nothing. */
+    tuser_t off;
+    make_user(f, &off, "off@a.example", TENANT_A, NULL, false, ITER);
+    auth_login_rep *lo = login(f, "off@a.example", PASSWORD);
+    auth_token_pair *o2 = body_of(f, &adi_op_auth_refresh, refresh(f, lo->refresh), 200);
+    body_of(f, &adi_op_auth_refresh, refresh(f, o2->refresh), 200);
+    auth_login_rep *lr = login(f, "off@a.example", PASSWORD);
+    assert_int_equal(sql_int(f,
+                             "WITH r AS (UPDATE auth.refresh_tokens SET revoked_at = now() "
+                             "WHERE jti = $1 RETURNING 1) SELECT count(*) FROM r",
+                             verify(f, lr->refresh, ADI_JWT_REFRESH).jti),
+                     1);
+    itest_sql(f->db, "UPDATE auth.users SET is_active = false WHERE email = 'off@a.example'");
+    assert_error(refresh(f, lr->refresh), 401, "No active account found for the given token.");
+    assert_error(refresh(f, lo->refresh), 401, "No active account found for the given token.");
+    assert_int_equal(sql_int(f, "SELECT token_version FROM auth.users WHERE id = $1::uuid", off.id),
+                     0);
+    assert_int_equal(sql_int(f,
+                             "SELECT count(*) FROM auth.refresh_tokens WHERE revoked_at IS NOT "
+                             "NULL AND family = (SELECT family FROM auth.refresh_tokens "
+                             "WHERE jti = $1)",
+                             verify(f, lo->refresh, ADI_JWT_REFRESH).jti),
+                     0);
 }
 
 /* ---- me --------------------------------------------------------------------------------- */
@@ -681,8 +767,18 @@ static void test_me(void **state)
     /* Unknown user and no principal. */
     tuser_t ghost = f->viewer_a;
     adi_uuid_v4(ghost.id);
-    assert_error(call(f, &adi_op_auth_me, who(f, &ghost), NULL), 401, "User not found");
+    assert_error_code(call(f, &adi_op_auth_me, who(f, &ghost), NULL), 401, "User not found",
+                      "user_not_found");
     assert_error(call(f, &adi_op_auth_me, NULL, NULL), 401, AUTH_MSG_NO_CREDS);
+    /* An inactive user (whose token the gateway has not refused yet). */
+    tuser_t idle;
+    make_user(f, &idle, "idle@a.example", TENANT_A, NULL, false, ITER);
+    itest_sql(f->db, "UPDATE auth.users SET is_active = false WHERE email = 'idle@a.example'");
+    assert_error_code(call(f, &adi_op_auth_me, who(f, &idle), NULL), 401, "User is inactive",
+                      "user_inactive");
+    /* Other refusals keep the generic code. */
+    assert_error_code(call(f, &adi_op_auth_me, NULL, NULL), 401, AUTH_MSG_NO_CREDS,
+                      "unauthenticated");
 
     /* The tenant-less superuser logs in too. */
     auth_login_rep *l = login(f, "root@platform.example", PASSWORD);
@@ -915,6 +1011,86 @@ static void test_user_provision(void **state)
 
 /* ---- the hashing gate ------------------------------------------------------------------- */
 
+/* The requests waiting for a hashing slot of `app` now. */
+static int gate_waiting(auth_app_t *app)
+{
+    pthread_mutex_lock(&app->gate.mu);
+    int n = app->gate.waiting;
+    pthread_mutex_unlock(&app->gate.mu);
+    return n;
+}
+
+/* Sends a login of `email` without waiting for the reply; `id` receives the request id. */
+static void send_login(fix_t *f, const char *email, char id[37])
+{
+    adi_uuid_v4(id);
+    auth_login_req q = {.username = adi_str_c(email), .password = ADI_STR(PASSWORD)};
+    adi_envelope env;
+    itest_envelope(&env, id, adi_op_auth_login.name, f->reply, adi_now_ms() + 60000, NULL,
+                   adi_proto_encode_pool(adi_op_auth_login.req, &q, &f->pool));
+    env.client_ip = ADI_STR("127.0.0.1");
+    itest_send(f->bus, "svc:{auth}:req", &env);
+}
+
+/*
+ * A login storm on the running service (3 workers, 1 hashing slot, so 1 waiter): with the slot
+ * taken and one login waiting for it, every other login is refused at once (503, AUTH_MSG_BUSY)
+ * instead of holding a worker, and /api/me/ is served on the worker left free while that login
+ * is still queued. The wait is made as long as the request's deadline, so the order shown does
+ * not depend on timing.
+ */
+static void test_gate_storm(void **state)
+{
+    fix_t *f = *state;
+    auth_app_t *app = service_app;
+    assert_non_null(app);
+    assert_int_equal(app->hash_slots, 1);
+    assert_int_equal(app->gate.max_waiting, 1);
+    pthread_mutex_lock(&app->gate.mu);
+    int64_t wait_ms = app->gate.wait_ms;
+    app->gate.wait_ms = 60000;
+    pthread_mutex_unlock(&app->gate.mu);
+
+    /* The slot is taken, as by a login hashing. */
+    adi_ctx_t holder = {
+        .app = app, .metrics = adi_svc_metrics(f->svc), .deadline_ms = adi_now_ms() + 60000};
+    adi_error_t err;
+    adi_error_clear(&err);
+    assert_int_equal(auth_gate_enter(&holder, &err), ADI_OK);
+
+    /* A login queues for it (its reply is read later from this position). */
+    char queued_after[ADI_BUS_ID_MAX];
+    snprintf(queued_after, sizeof(queued_after), "%s", f->after);
+    char queued[37];
+    send_login(f, "alice@a.example", queued);
+    for (int i = 0; i < 60000 && gate_waiting(app) < 1; i++)
+        nanosleep(&(struct timespec){0, 1000000L}, NULL); /* polls the gate, bounded */
+    assert_int_equal(gate_waiting(app), 1);
+
+    /* The other logins do not wait: 503 at once with the busy message (the gateway renders it
+       {"error": {"code": "unavailable", "message": ...}} with Retry-After). */
+    for (int i = 0; i < 3; i++) {
+        char id[37];
+        send_login(f, "bob@a.example", id);
+        assert_error(itest_wait(f->bus, f->reply, id, f->after, &f->pool), 503, AUTH_MSG_BUSY);
+    }
+    /* /api/me/ is served while the slot is full and the first login still waits. */
+    auth_me_rep *m =
+        body_of(f, &adi_op_auth_me, call(f, &adi_op_auth_me, who(f, &f->viewer_a), NULL), 200);
+    assert_true(adi_str_eq_c(m->user->id, f->viewer_a.id));
+    assert_int_equal(gate_waiting(app), 1);
+
+    /* The slot given back, the queued login goes through. */
+    auth_gate_leave(&holder);
+    auth_login_rep *l = body_of(f, &adi_op_auth_login,
+                                itest_wait(f->bus, f->reply, queued, queued_after, &f->pool), 200);
+    assert_true(adi_str_eq_c(l->user->id, f->admin_a.id));
+    assert_int_equal(gate_waiting(app), 0);
+    pthread_mutex_lock(&app->gate.mu);
+    app->gate.wait_ms = wait_ms;
+    pthread_mutex_unlock(&app->gate.mu);
+}
+
 static void test_gate(void **state)
 {
     (void)state;
@@ -946,7 +1122,42 @@ static void test_gate(void **state)
     auth_gate_leave(&ctx);
     auth_gate_leave(&ctx);
     adi_metrics_free(m);
+    auth_app_t *a = app;
+    assert_int_equal(a->gate.max_waiting, 1); /* 4 workers - 2 slots - 1 */
     auth_fini(app);
+
+    /* The slots and waiters always leave a worker free: no waiter when the slots take all but
+       one worker, and never more slots than WORKERS - 1. */
+    cfg.hash_concurrency = 3;
+    assert_int_equal(auth_init(&common, &cfg, &app, &err), ADI_OK);
+    a = app;
+    assert_int_equal(a->hash_slots, 3);
+    assert_int_equal(a->gate.max_waiting, 0);
+    ctx = (adi_ctx_t){.app = app, .metrics = NULL, .deadline_ms = adi_now_ms() + 60000};
+    a->gate.wait_ms = 60000;
+    m = adi_metrics_new("auth-test");
+    ctx.metrics = m;
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(auth_gate_enter(&ctx, &err), ADI_OK);
+    assert_int_equal(auth_gate_enter(&ctx, &err), ADI_BUSY); /* at once: nobody may wait */
+    for (int i = 0; i < 3; i++)
+        auth_gate_leave(&ctx);
+    adi_metrics_free(m);
+    auth_fini(app);
+    cfg.hash_concurrency = 64;
+    assert_int_equal(auth_init(&common, &cfg, &app, &err), ADI_OK);
+    a = app;
+    assert_int_equal(a->hash_slots, 3);
+    assert_int_equal(a->gate.max_waiting, 0);
+    auth_fini(app);
+    cfg.hash_concurrency = 0;
+    common.workers = 1;
+    assert_int_equal(auth_init(&common, &cfg, &app, &err), ADI_OK);
+    a = app;
+    assert_int_equal(a->hash_slots, 1);
+    assert_int_equal(a->gate.max_waiting, 0);
+    auth_fini(app);
+    common.workers = 4;
 
     /* Startup checks. */
     cfg.jwt_signing_key = "";
@@ -981,6 +1192,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_users_create, test_setup, test_teardown),
         cmocka_unit_test_setup_teardown(test_roles, test_setup, test_teardown),
         cmocka_unit_test_setup_teardown(test_user_provision, test_setup, test_teardown),
+        cmocka_unit_test_setup_teardown(test_gate_storm, test_setup, test_teardown),
         cmocka_unit_test(test_gate),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -18,8 +18,10 @@
  * mail task on tasks:default without the token), accept (every API.md error, the user and role,
  * claim released when auth refuses, 20 concurrent accepts -> exactly one 201), the audit consumer
  * (idempotent by event id, metadata stored as an object) and the audit list (newest first,
- * filters, user null, other tenants invisible), and the audit entries of the service's own
- * actions.
+ * filters, user null, other tenants invisible), the audit entries of the service's own
+ * actions, and all-or-nothing across the two services: when the tenant service's own COMMIT
+ * fails after auth made the user (signup, accept-invite), auth's settle chore removes that user
+ * (sys.settled), the request id is fenced, and the invitation can be redeemed again.
  */
 #include <errno.h>
 #include <signal.h>
@@ -106,6 +108,7 @@ static pid_t spawn_auth(void)
         setenv("CONSUMER_NAME", "tenant-itest-auth", 1);
         setenv("JWT_SIGNING_KEY", key, 1);
         setenv("PASSWORD_ITERATIONS", "1000", 1);
+        setenv("SETTLE_AFTER_S", "3", 1); /* users of failed requests go within seconds */
         execl(auth_bin, auth_bin, (char *)NULL);
         _exit(127);
     }
@@ -924,6 +927,88 @@ static void test_audit_list(void **state)
     adi_pool_dispose(&pool);
 }
 
+/* ---- all or nothing across services ------------------------------------------------------ */
+
+/* The tenant's own COMMIT fails after auth made the user (a deferred constraint trigger raising
+   at COMMIT stands for a lost connection or a failed commit): the client gets an error, auth's
+   settle chore asks sys.settled, learns the request never committed and removes the user; a
+   retry of the same request id is refused, and a failed accept leaves the invitation usable. */
+static void test_commit_failure_leaves_no_user(void **state)
+{
+    (void)state;
+    adi_pool_t pool;
+    adi_pool_init(&pool);
+    acct_t a;
+    signup(&pool, "Committer", &a);
+    itest_sql(W.db,
+              "CREATE FUNCTION tenant.itest_fail_commit() RETURNS trigger LANGUAGE plpgsql AS $f$ "
+              "BEGIN IF to_jsonb(NEW)->>'name' = 'Fails At Commit' OR (to_jsonb(NEW)->>'email' = "
+              "'fails-at-commit@example.com' AND to_jsonb(NEW)->>'accepted_at' IS NOT NULL) THEN "
+              "RAISE EXCEPTION 'injected commit failure'; END IF; RETURN NEW; END $f$;"
+              "CREATE CONSTRAINT TRIGGER itest_fail_tenant AFTER INSERT ON tenant.tenants "
+              "DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION "
+              "tenant.itest_fail_commit();"
+              "CREATE CONSTRAINT TRIGGER itest_fail_invitation AFTER UPDATE ON tenant.invitations "
+              "DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION "
+              "tenant.itest_fail_commit();");
+
+    /* Signup. */
+    char rid[37], email[96], u[48];
+    adi_uuid_v4(rid);
+    itest_unique(u, sizeof(u), "orphan");
+    snprintf(email, sizeof(email), "%s@example.com", u);
+    tenant_signup_req req = {.name = ADI_STR("Fails At Commit"),
+                             .admin_email = adi_str_c(email),
+                             .admin_password = ADI_STR("long enough")};
+    adi_reply *r = call_id(&pool, rid, &adi_op_tenant_signup, NULL, &req, NULL);
+    assert_int_equal(r->status, 500);
+    /* Auth committed the user before the tenant's COMMIT failed: provisional until settled. */
+    assert_int_equal(sql_int("SELECT count(*) FROM auth.users WHERE email = $1 AND "
+                             "settle_caller = 'tenant' AND settle_key IS NOT NULL",
+                             email),
+                     1);
+    wait_count("SELECT count(*) FROM auth.users WHERE email = $1", email, 0);
+    assert_int_equal(
+        sql_int("SELECT count(*) FROM tenant.tenants WHERE name = 'Fails At Commit'", NULL), 0);
+    /* The request id is fenced: a late redelivery cannot create the tenant any more. */
+    r = call_id(&pool, rid, &adi_op_tenant_signup, NULL, &req, NULL);
+    expect_detail(r, 409,
+                  "This request was abandoned before it completed: send it again with a "
+                  "new Idempotency-Key.");
+    assert_int_equal(sql_int("SELECT count(*) FROM auth.users WHERE email = $1", email), 0);
+
+    /* Accept-invite. */
+    tenant_invitation *inv =
+        ok(&pool, &adi_op_tenant_invite,
+           invite(&pool, &a.admin, NULL, "fails-at-commit@example.com", "ANALYST"), 201);
+    char iid[37];
+    snprintf(iid, sizeof(iid), "%.*s", 36, inv->id.ptr);
+    r = accept(&pool, inv->token, "long enough");
+    assert_int_equal(r->status, 500);
+    wait_count("SELECT count(*) FROM auth.users WHERE tenant_id = $1::uuid AND "
+               "email = 'fails-at-commit@example.com'",
+               a.id, 0);
+    assert_int_equal(sql_int("SELECT count(*) FROM tenant.invitations WHERE id = $1::uuid AND "
+                             "accepted_at IS NULL",
+                             iid),
+                     1);
+    itest_sql(W.db, "DROP TRIGGER itest_fail_tenant ON tenant.tenants;"
+                    "DROP TRIGGER itest_fail_invitation ON tenant.invitations;"
+                    "DROP FUNCTION tenant.itest_fail_commit()");
+    auth_user *joined =
+        ok(&pool, &adi_op_tenant_accept_invite, accept(&pool, inv->token, "long enough"), 201);
+    assert_true(adi_str_eq_c(joined->email, "fails-at-commit@example.com"));
+
+    /* Users of requests that did commit are kept, their mark cleared. */
+    char jid[37];
+    snprintf(jid, sizeof(jid), "%.*s", 36, joined->id.ptr);
+    wait_count("SELECT count(*) FROM auth.users WHERE id = $1::uuid AND settle_key IS NULL", jid,
+               1);
+    wait_count("SELECT count(*) FROM auth.users WHERE id = $1::uuid AND settle_key IS NULL",
+               a.admin_id, 1);
+    adi_pool_dispose(&pool);
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 4) {
@@ -946,6 +1031,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_accept_concurrent),
         cmocka_unit_test(test_audit_consumer_idempotent),
         cmocka_unit_test(test_audit_list),
+        cmocka_unit_test(test_commit_failure_leaves_no_user),
     };
     return cmocka_run_group_tests(tests, world_setup, world_teardown);
 }

@@ -2,8 +2,8 @@
 /*
  * Unit tests of the Django-compatible password hashes: vectors made by Python's hashlib in
  * Django's format verify, wrong passwords do not, the upgrade flag follows the iteration count
- * and the salt length, malformed stored hashes are refused with ADI_INVALID, and new hashes have
- * Django's exact shape and verify.
+ * and the salt length, malformed stored hashes are refused with ADI_INVALID, new hashes have
+ * Django's exact shape and verify, and a refused login's padding adds up to the configured cost.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -256,6 +256,69 @@ static void test_default_iterations(void **state)
     adi_password_dummy_verify(1);
 }
 
+/*
+ * The padding of a refused login (services/auth/ops/login.c): the iterations the verifications
+ * tried really ran (adi_password_verify_cost) plus the dummy's (adi_password_pad_iterations) add
+ * up to one verification at the configured count whatever the stored hash is (a shorter one, a
+ * malformed or unusable one, none at all), and never less. No timing is measured: the work is
+ * counted in iterations, which is what PBKDF2's time is proportional to.
+ */
+static void test_refusal_padding(void **state)
+{
+    (void)state;
+    const unsigned configured = 5000;
+    static const struct {
+        const char *encoded; /* stored hash */
+        unsigned cost;       /* iterations adi_password_verify runs on it */
+    } cases[] = {
+        /* a shorter hash of an older configuration: padded by the difference */
+        {"pbkdf2_sha256$1000$abcdefghijklmnopqrstuv$7g09gCC/g1P5ACeEb8xx77VaL+guiGRutJE6Ai8cR90=",
+         1000},
+        {"pbkdf2_sha256$1$seasalt$YQUqaoGGIdcjQtCPUVvu1oIcyb7WgPW9b7k/hvRudOk=", 1},
+        /* the configured cost: no padding */
+        {"pbkdf2_sha256$5000$abcdefghijklmnopqrstuv$7g09gCC/g1P5ACeEb8xx77VaL+guiGRutJE6Ai8cR90=",
+         5000},
+        /* a stronger one costs more already */
+        {"pbkdf2_sha256$260000$Xy7Qk2LmN9pR4sT6vW8zA1$2TPIP2ff/OFaZnT762FklIm3hLLaKemExTyHwUlWtHQ=",
+         260000},
+        /* refused before any derivation: a full dummy verification */
+        {"!Rh3DkVUcqXMHdrzyx6bd0Wbkw0bDFGd2YXkUrXo1", 0},
+        {"pbkdf2_sha256$1000$x$y", 0},
+        {"argon2$argon2id$v=19$m=102400,t=2,p=8$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo", 0},
+        {"bcrypt_sha256$$2b$12$abcdefghijklmnopqrstuuABCDEFGHIJKLMNOPQRSTUVWXYZ01234", 0},
+        {"pbkdf2_sha256$0$abcdefghijklmnopqrstuv$7g09gCC/g1P5ACeEb8xx77VaL+guiGRutJE6Ai8cR90=", 0},
+        {"", 0},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        adi_str_t enc = adi_str_c(cases[i].encoded);
+        unsigned cost = adi_password_verify_cost(ADI_STR("wrong"), enc);
+        assert_int_equal(cost, cases[i].cost);
+        /* the cost is what verify does: nothing exactly when it refuses the hash */
+        bool match = true;
+        adi_err rc = adi_password_verify(ADI_STR("wrong"), enc, configured, &match, NULL, NULL);
+        assert_int_equal(rc == ADI_OK, cost > 0);
+        assert_false(match);
+        unsigned pad = adi_password_pad_iterations(cost, configured);
+        if (cost >= configured)
+            assert_int_equal(pad, 0);
+        else
+            assert_int_equal(cost + pad, configured);
+    }
+    /* No candidate at all (an unknown e-mail): one full dummy verification. */
+    assert_int_equal(adi_password_pad_iterations(0, configured), configured);
+    assert_int_equal(adi_password_pad_iterations(0, 0), ADI_PASSWORD_ITERATIONS);
+    /* Several candidates (one e-mail in several tenants): their sum counts. */
+    assert_int_equal(adi_password_pad_iterations(1000 + 1000, configured), 3000);
+    assert_int_equal(adi_password_pad_iterations(2 * (uint64_t)configured, configured), 0);
+    assert_int_equal(adi_password_pad_iterations(UINT64_MAX, configured), 0);
+    /* An absent or over-long password is refused before any derivation too. */
+    char huge[ADI_PASSWORD_MAX_LEN + 1];
+    memset(huge, 'a', sizeof(huge));
+    assert_int_equal(
+        adi_password_verify_cost((adi_str_t){huge, sizeof(huge)}, adi_str_c(cases[0].encoded)), 0);
+    assert_int_equal(adi_password_verify_cost(ADI_STR_NULL, adi_str_c(cases[0].encoded)), 0);
+}
+
 /* Random byte strings, with and without the pbkdf2_sha256$ prefix: refused or verified, no crash.
  */
 static void test_random_stored_hashes_never_crash(void **state)
@@ -283,6 +346,9 @@ static void test_random_stored_hashes_never_crash(void **state)
          * with the right value), so every outcome is a refusal of some kind. */
         assert_true(rc == ADI_INVALID || (rc == ADI_OK && !match));
         assert_false(match);
+        /* the refusal's cost as the padding counts it: nothing exactly when verify refused */
+        assert_int_equal(adi_password_verify_cost(ADI_STR("pw"), (adi_str_t){buf, len}) > 0,
+                         rc == ADI_OK);
     }
 }
 
@@ -296,6 +362,7 @@ int main(void)
         cmocka_unit_test(test_iteration_bounds),
         cmocka_unit_test(test_hash_shape_and_round_trip),
         cmocka_unit_test(test_default_iterations),
+        cmocka_unit_test(test_refusal_padding),
         cmocka_unit_test(test_random_stored_hashes_never_crash),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -144,6 +144,22 @@ adi_err adi_password_verify(adi_str_t password, adi_str_t encoded, unsigned conf
  */
 void adi_password_dummy_verify(unsigned iterations);
 
+/**
+ * The PBKDF2 iterations that adi_password_verify(`password`, `encoded`, ...) runs: the stored
+ * hash's count when it derives a key, 0 when it refuses the input before any work (a malformed,
+ * unusable ("!...") or other-algorithm hash, an absent or over-long password).
+ */
+unsigned adi_password_verify_cost(adi_str_t password, adi_str_t encoded);
+
+/**
+ * The padding of a refused login: how many iterations a dummy verification must still burn
+ * (adi_password_dummy_verify; nothing when 0) after `spent` iterations of real verifications
+ * (the sum of adi_password_verify_cost over the hashes tried) so that the refusal costs at least
+ * one verification at `configured_iterations` (0 = the default): configured - spent, or 0 when
+ * the verifications cost that much already. A successful login is never padded.
+ */
+unsigned adi_password_pad_iterations(uint64_t spent, unsigned configured_iterations);
+
 /* ---- AES-256-GCM ------------------------------------------------------------------------ */
 
 #define ADI_AEAD_KEY_LEN   32 /* AES-256 */
