@@ -80,13 +80,13 @@ void gw_principal_from_claims(const adi_jwt_claims_t *c, adi_principal *p,
         p->email = adi_str_c(c->email);
 }
 
-void gw_principal_scope(const adi_jwt_claims_t *c, char out[2 * ADI_JWT_UUID_LEN + 2])
+void gw_principal_scope(const adi_jwt_claims_t *c, const char *client_ip, char out[GW_SCOPE_MAX])
 {
-    if (c == NULL) {
-        out[0] = '\0';
-        return;
-    }
-    snprintf(out, 2 * ADI_JWT_UUID_LEN + 2, "%s/%s", c->user_id, c->tenant_id);
+    /* A UUID never reads "anon": the two forms cannot meet. */
+    if (c == NULL)
+        snprintf(out, GW_SCOPE_MAX, "anon/%s", client_ip != NULL ? client_ip : "");
+    else
+        snprintf(out, GW_SCOPE_MAX, "%s/%s", c->user_id, c->tenant_id);
 }
 
 /* ---- verified-token cache --------------------------------------------------------------- */

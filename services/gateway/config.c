@@ -8,6 +8,7 @@
 #include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "adi/config.h"
 #include "adi/log.h"
@@ -22,8 +23,9 @@
 static const adi_cfg_row_t rows[] = {
     ROW(http_host, "HTTP_HOST", STR, "127.0.0.1", 0, 0, 0, "address the HTTP API listens on"),
     ROW(http_port, "HTTP_PORT", INT, "8000", 0, 0, 65535, "HTTP port (0 = pick a free one)"),
-    ROW(threads, "GATEWAY_THREADS", INT, "2", 0, 1, 64,
-        "event-loop threads, each with its own listener (SO_REUSEPORT) and Redis connections"),
+    ROW(threads, "GATEWAY_THREADS", INT, "0", 0, 0, GW_THREADS_MAX,
+        "event-loop threads, each with its own listener (SO_REUSEPORT) and Redis connections "
+        "(0 = one per online CPU, at most 64)"),
     ROW(instance, "GATEWAY_INSTANCE", STR, "", 0, 0, 0,
         "instance name in reply stream keys gw:{<instance>-<thread>}:rep (default hostname-pid)"),
     ROW(redis_url, "REDIS_URL", STR, "redis://127.0.0.1:6379", ADI_CFG_SECRET, 0, 0,
@@ -78,6 +80,8 @@ int gw_config_load(gw_config_t *cfg, gw_redis_url_t *url, gw_origins_t *origins,
     int bad = adi_cfg_load(rows, NROWS, cfg, errs);
     if (bad > 0)
         return bad;
+    cfg->threads_auto = cfg->threads == 0;
+    cfg->threads = gw_threads_resolve(cfg->threads, sysconf(_SC_NPROCESSORS_ONLN));
     adi_error_t e;
     adi_error_clear(&e);
     if (gw_redis_url_parse(cfg->redis_url, url, &e) != ADI_OK) {
@@ -184,6 +188,15 @@ int gw_config_jwt(const gw_config_t *cfg, adi_jwt_t **out, FILE *errs)
 out:
     adi_buf_dispose(&pem);
     return bad;
+}
+
+int64_t gw_threads_resolve(int64_t configured, long online)
+{
+    if (configured > 0)
+        return configured;
+    if (online < 1)
+        return 1;
+    return online < GW_THREADS_MAX ? online : GW_THREADS_MAX;
 }
 
 void gw_config_table(FILE *f)

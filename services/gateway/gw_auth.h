@@ -67,11 +67,16 @@ typedef struct gw_principal_roles {
 void gw_principal_from_claims(const adi_jwt_claims_t *c, adi_principal *p,
                               gw_principal_roles_t *roles);
 
+/** Bytes of an Idempotency-Key scope plus NUL ("anon/" and an IPv6 address fit). */
+#define GW_SCOPE_MAX 80
+
 /**
- * Writes the Idempotency-Key scope of a principal, "<user_id>/<tenant_id>", plus NUL into `out`;
- * "" for an anonymous caller (`c` NULL).
+ * Writes the Idempotency-Key scope of a caller plus NUL into `out`: "<user_id>/<tenant_id>" for a
+ * verified principal; for an anonymous caller (`c` NULL) "anon/<client_ip>", the address the
+ * envelope's client_ip carries ("" when unknown), as libs/svc scopes anonymous requests, so two
+ * anonymous clients never share a key's slot. `client_ip` NULL counts as "".
  */
-void gw_principal_scope(const adi_jwt_claims_t *c, char out[2 * ADI_JWT_UUID_LEN + 2]);
+void gw_principal_scope(const adi_jwt_claims_t *c, const char *client_ip, char out[GW_SCOPE_MAX]);
 
 /* ---- verified-token cache ---------------------------------------------------------------- */
 

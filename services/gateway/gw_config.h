@@ -19,6 +19,7 @@
 #define GW_MAX_ORIGINS    64  /* entries of CORS_ALLOWED_ORIGINS */
 #define GW_ORIGIN_MAX_LEN 256 /* bytes of one origin */
 #define GW_INSTANCE_MAX   120 /* bytes of GATEWAY_INSTANCE (reply stream names stay < 200) */
+#define GW_THREADS_MAX    64  /* most event-loop threads (GATEWAY_THREADS) */
 
 /** A parsed redis:// URL. Strings are NUL-terminated copies owned by the struct. */
 typedef struct gw_redis_url {
@@ -39,7 +40,8 @@ typedef struct gw_origins {
 typedef struct gw_config {
     const char *http_host;    /* HTTP_HOST */
     int64_t http_port;        /* HTTP_PORT (0 = pick a free one) */
-    int64_t threads;          /* GATEWAY_THREADS */
+    int64_t threads;          /* GATEWAY_THREADS, resolved: 0 became one per online CPU */
+    bool threads_auto;        /* GATEWAY_THREADS was 0: `threads` is the online CPU count */
     const char *instance;     /* GATEWAY_INSTANCE ("" = hostname-pid) */
     const char *redis_url;    /* REDIS_URL (secret: may hold a password) */
     const char *ops_host;     /* OPS_HOST */
@@ -66,7 +68,9 @@ typedef struct gw_config {
 
 /**
  * Parses the environment into `cfg` and checks the derived settings (Redis URL, CORS origins, log
- * level). Writes one line per problem to `errs` and returns the number of problems (0 = ok).
+ * level). GATEWAY_THREADS=0 (the default) is resolved here with gw_threads_resolve and the online
+ * CPU count, so cfg->threads is the number of threads to run and the effective configuration
+ * logs it. Writes one line per problem to `errs` and returns the number of problems (0 = ok).
  * `url` and `origins` receive the parsed values.
  */
 int gw_config_load(gw_config_t *cfg, gw_redis_url_t *url, gw_origins_t *origins, FILE *errs);
@@ -78,6 +82,13 @@ int gw_config_load(gw_config_t *cfg, gw_redis_url_t *url, gw_origins_t *origins,
  * (adi_jwt_free), else NULL.
  */
 int gw_config_jwt(const gw_config_t *cfg, adi_jwt_t **out, FILE *errs);
+
+/**
+ * The number of event-loop threads for GATEWAY_THREADS=`configured`: `configured` itself when
+ * positive, else (0: automatic) `online` (the online CPU count, sysconf(_SC_NPROCESSORS_ONLN))
+ * clamped to 1..GW_THREADS_MAX; an unknown count (`online` < 1, sysconf's -1) gives 1.
+ */
+int64_t gw_threads_resolve(int64_t configured, long online);
 
 /** Prints the README table of the gateway's variables. */
 void gw_config_table(FILE *f);

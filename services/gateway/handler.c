@@ -38,7 +38,10 @@
 #include "gw_parse.h"
 
 #define IDEM_LOCK_SLACK_MS 5000 /* a lock outlives its request's deadline by this much */
-#define LOG_PATH_MAX       512  /* bytes of the path in the log line */
+
+_Static_assert(GW_SCOPE_MAX >= sizeof("anon/") + GW_CLIENT_IP_MAX,
+               "an anonymous Idempotency-Key scope holds the whole client address");
+#define LOG_PATH_MAX 512 /* bytes of the path in the log line */
 
 static const char *const www_auth[] = {"www-authenticate", GW_WWW_AUTHENTICATE, NULL};
 
@@ -469,9 +472,10 @@ static void on_idem_acquired(gw_req_t *r, void *reply)
 /* Locks the key (async); the verdict continues in on_idem_acquired. */
 static void idem_start(gw_req_t *r, adi_str_t key, adi_str_t body, int64_t deadline_ms)
 {
-    /* Scoped to the caller (user and tenant; "" for anonymous callers of public routes). */
-    char scope[2 * ADI_JWT_UUID_LEN + 2];
-    gw_principal_scope(r->authed ? &r->claims : NULL, scope);
+    /* Scoped to the caller: user and tenant, or for an anonymous caller of a public route the
+       client address the envelope carries (as the services scope it). */
+    char scope[GW_SCOPE_MAX];
+    gw_principal_scope(r->authed ? &r->claims : NULL, r->client_ip, scope);
     gw_idem_redis_key(key, adi_str_c(scope), r->idem_key);
     gw_idem_fingerprint(r->method, (adi_str_t){r->req->path.base, r->req->path.len}, body,
                         r->idem_fp);

@@ -6,6 +6,7 @@
  * SIGINT and drains before exiting 0. Exit 2 means a bad configuration (including an unusable JWT
  * key), 1 a failure to start (port in use, ...).
  */
+#include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -32,6 +33,11 @@ int main(int argc, char **argv)
     adi_log_init("gateway", (adi_log_level)adi_log_level_parse(gw.cfg.log_level));
     adi_time_zone_set(gw.cfg.time_zone);
     gw_config_log(&gw.cfg);
+    if (gw.cfg.threads_auto)
+        ADI_LOG(NULL, ADI_LOG_INFO, "gw.threads",
+                "GATEWAY_THREADS=0: %" PRId64
+                " event-loop threads, one per online CPU (at most %d)",
+                gw.cfg.threads, GW_THREADS_MAX);
 
     /* Every thread inherits this mask: only sigwait below sees the stop signals. */
     sigset_t set;

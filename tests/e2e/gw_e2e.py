@@ -7,7 +7,9 @@
   floats, bin), to craft request-stream entries and to play a service in the private-gateway tests;
 - paused(): SIGSTOP a suite service through its pid file, SIGCONT on exit (always);
 - wait_for(): polls a condition until it holds or a deadline passes (never a fixed sleep);
-- PrivateGateway: an adi-gateway of the test's own, with its own settings and log.
+- PrivateGateway: an adi-gateway of the test's own, with its own settings and log;
+- HealthFake, PrivateDatabase, PrivateService: a private stack around it: services played by the
+  test that answer health, a database of its own, real services (adi-<svc>) started and killed.
 """
 import http.client as httpclient
 import json
@@ -52,10 +54,13 @@ class Response:
         return f"<{self.status} {self.headers} {self.body[:300]!r}>"
 
 
-def http(method, path, body=None, headers=None, base=None, timeout=WAIT):
-    """One request on its own connection. `body` may be bytes, str or a JSON-able object."""
+def http(method, path, body=None, headers=None, base=None, timeout=WAIT, source=None):
+    """One request on its own connection. `body` may be bytes, str or a JSON-able object.
+    `source` binds the client socket to that local address first (e.g. "127.0.0.2": Linux routes
+    all of 127/8 to the loopback interface), so a test can play clients at several addresses."""
     url = urllib.parse.urlsplit(base or gateway_url())
-    conn = httpclient.HTTPConnection(url.hostname, url.port, timeout=timeout)
+    conn = httpclient.HTTPConnection(url.hostname, url.port, timeout=timeout,
+                                     source_address=(source, 0) if source else None)
     hdrs = dict(headers or {})
     if body is not None and not isinstance(body, (bytes, str)):
         body = json.dumps(body)
@@ -446,7 +451,11 @@ class PrivateGateway:
                         "HTTP_PORT": str(self.port), "OPS_HOST": "127.0.0.1",
                         "OPS_PORT": str(self.ops_port), "GATEWAY_THREADS": "2"})
         environ.setdefault("JWT_SIGNING_KEY", "e2e-private-gateway-key")
-        environ.update({k: str(v) for k, v in settings.items()})
+        for k, v in settings.items():  # None: the variable unset (the binary's default)
+            if v is None:
+                environ.pop(k, None)
+            else:
+                environ[k] = str(v)
         self.log = open(self.log_path, "wb")
         self.proc = subprocess.Popen([os.path.join(env("ADI_BIN_DIR"), "adi-gateway")],
                                      env=environ, stdin=subprocess.DEVNULL, stdout=self.log,
@@ -554,16 +563,149 @@ class FakeService:
                        mp_pack(rep))
 
 
+class HealthFake:
+    """Plays service `name` on a private Redis in a thread: answers every sys.health "ok" (and
+    anything else 503), so that a private gateway's health aggregate can be all "ok" without the
+    real service. stop() ends the thread."""
+
+    def __init__(self, redis_port, name):
+        self.name = name
+        self.stream = "svc:{%s}:req" % name
+        self.r = Redis(port=redis_port)
+        self.r.command("XGROUP", "CREATE", self.stream, name, "$", "MKSTREAM")
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        while not self.done.is_set():
+            rep = self.r.command("XREADGROUP", "GROUP", self.name, "e2e", "COUNT", 16,
+                                 "BLOCK", 100, "STREAMS", self.stream, ">")
+            for entry_id, fields in (rep[0][1] if rep else []):
+                envelope = mp_unpack(dict(zip(fields[0::2], fields[1::2]))[b"m"])
+                out = {"v": 1, "id": envelope["id"], "status": 200}
+                if envelope["op"] == "sys.health":
+                    out["body"] = RawMsgpack(mp_pack({
+                        "service": self.name, "status": "ok", "version": "e2e-fake",
+                        "consumer": "e2e", "database": True}))
+                else:
+                    out.update(status=503, error={"code": "unavailable", "message": "fake"})
+                self.r.command("XADD", envelope["reply_to"], "MAXLEN", "~", 1000, "*", "m",
+                               mp_pack(out))
+                self.r.command("XACK", self.stream, self.name, entry_id)
+
+    def stop(self):
+        self.done.set()
+        self.thread.join(timeout=WAIT)
+        self.r.close()
+
+
+class PrivateDatabase:
+    """A database of the test's own in the stack's PostgreSQL, migrated with adi-admin as the
+    suite's is (the roles adi_<svc> are the cluster's, shared with the suite). drop() removes it."""
+
+    def __init__(self, prefix="e2e_gw"):
+        self.name = f"{prefix}_{os.getpid()}_{os.urandom(4).hex()}"
+        self.admin_url = env("DATABASE_URL")
+        self.psql = os.path.join(env("ADI_PG_BIN"), "psql")
+        self.sql(f"CREATE DATABASE {self.name}", db_url=self.admin_url)
+        out = subprocess.run([os.path.join(env("ADI_BIN_DIR"), "adi-admin"), "migrate"],
+                             env=dict(os.environ, DATABASE_URL=self.url(),
+                                      MIGRATIONS_DIR=os.path.join(env("ADI_REPO"), "services")),
+                             stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                             timeout=120)
+        if out.returncode != 0:
+            self.drop()
+            raise AssertionError("adi-admin migrate failed:\n" + out.stdout + out.stderr)
+
+    def url(self, role=None):
+        """The database's URL for `role` (None: the stack's superuser)."""
+        u = urllib.parse.urlsplit(self.admin_url)
+        netloc = u.netloc if role is None else f"{role}@{u.hostname}:{u.port}"
+        return urllib.parse.urlunsplit((u.scheme, netloc, "/" + self.name, "", ""))
+
+    def sql(self, statement, db_url=None):
+        out = subprocess.run([self.psql, db_url or self.url(), "-qAtX", "-v", "ON_ERROR_STOP=1",
+                              "-c", statement], capture_output=True, text=True, timeout=60)
+        if out.returncode != 0:
+            raise AssertionError(f"psql: {statement}: {out.stderr}")
+        return out.stdout
+
+    def drop(self):
+        self.sql(f"DROP DATABASE IF EXISTS {self.name} WITH (FORCE)", db_url=self.admin_url)
+
+
+class PrivateService:
+    """A real adi-<name> (from ADI_BIN_DIR) of the test's own: its Redis and database URLs given,
+    one worker, a free ops port, its log in `workdir`. kill() is a crash (SIGKILL), stop() a
+    SIGTERM returning the exit code."""
+
+    def __init__(self, workdir, name, redis_url, database_url, **settings):
+        self.name = name
+        self.ops_port = free_port()
+        self.log_path = os.path.join(workdir, f"adi-{name}-{self.ops_port}.log")
+        environ = dict(os.environ, REDIS_URL=redis_url, DATABASE_URL=database_url,
+                       OPS_HOST="127.0.0.1", OPS_PORT=str(self.ops_port), WORKERS="1",
+                       SHUTDOWN_GRACE_MS="5000")
+        environ.pop("CONSUMER_NAME", None)
+        environ.update({k: str(v) for k, v in settings.items()})
+        self.log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen([os.path.join(env("ADI_BIN_DIR"), f"adi-{name}")],
+                                     env=environ, stdin=subprocess.DEVNULL, stdout=self.log,
+                                     stderr=subprocess.STDOUT)
+        wait_for(self.ready, f"the private adi-{name} to be ready")
+
+    def ready(self):
+        if self.proc.poll() is not None:
+            raise AssertionError(f"adi-{self.name} exited with {self.proc.returncode}:\n"
+                                 + self.read_log())
+        try:
+            return http("GET", "/readyz", base=f"http://127.0.0.1:{self.ops_port}",
+                        timeout=2).status == 200
+        except OSError:
+            return False
+
+    def read_log(self):
+        with open(self.log_path, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+    def kill(self):
+        self.proc.kill()
+        self.proc.wait(timeout=WAIT)
+        self.log.close()
+
+    def stop(self):
+        """SIGTERM, wait, return the exit code (None if it had to be killed)."""
+        code = None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                code = self.proc.wait(timeout=WAIT)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        else:
+            code = self.proc.returncode
+        if not self.log.closed:
+            self.log.close()
+        return code
+
+    def sanitizer_report(self):
+        text = self.read_log()
+        return [m for m in SANITIZER_MARKS if m in text]
+
+
 class Call:
     """An HTTP request running in a thread while the test plays the service."""
 
-    def __init__(self, gw, method, path, body=None, headers=None):
+    def __init__(self, gw, method, path, body=None, headers=None, source=None):
         self.result = None
         self.error = None
 
         def run():
             try:
-                self.result = http(method, path, body=body, headers=headers, base=gw.url)
+                self.result = http(method, path, body=body, headers=headers, base=gw.url,
+                                   source=source)
             except Exception as e:  # reported by wait()
                 self.error = e
         self.thread = threading.Thread(target=run)

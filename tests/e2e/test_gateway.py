@@ -200,6 +200,43 @@ class IdempotencyKey(unittest.TestCase):
         self.assertEqual(other.json(), {
             "detail": "This Idempotency-Key was already used with a different request."})
 
+    def test_anonymous_keys_scoped_by_client_address(self):
+        # Two anonymous clients at different addresses that pick the same key for a public
+        # mutating route (signup) each get a slot of their own: no 422 for the other's body, no
+        # replay of the other's reply (which names the other's tenant and admin); a client's own
+        # retry is its stored reply. The services scope such keys by the same address.
+        key = str(uuid.uuid4())
+        tag = uuid.uuid4().hex[:10]
+        clients = ("127.0.0.1", "127.0.0.2")
+        bodies = {src: {"name": f"Idem-{tag}-{i}", "admin_email": f"idem-{tag}-{i}@e2e.example",
+                        "admin_password": "e2e-password-1"} for i, src in enumerate(clients)}
+
+        def signup(body, src):
+            # A 503/504 releases the key (the service's own record makes a retry safe).
+            def once():
+                r = http("POST", "/api/tenants/", body=body, headers={"Idempotency-Key": key},
+                         source=src)
+                return None if r.status in (503, 504) else r
+            return wait_for(once, "POST /api/tenants/ to be answered")
+
+        first = {}
+        for src in clients:
+            r = signup(bodies[src], src)
+            self.assertEqual(r.status, 201, (src, r))
+            self.assertIsNone(r.header("idempotent-replayed"))
+            self.assertEqual(r.json()["name"], bodies[src]["name"])
+            first[src] = r.json()
+        self.assertNotEqual(first[clients[0]]["id"], first[clients[1]]["id"])
+        for src in clients:
+            again = signup(bodies[src], src)
+            self.assertEqual(again.status, 201, (src, again))
+            self.assertEqual(again.header("idempotent-replayed"), "true")
+            self.assertEqual(again.json(), first[src])
+        # The other client's body under the same key: a reuse of this client's own key (422),
+        # never the other client's stored reply.
+        cross = signup(bodies[clients[0]], clients[1])
+        self.assertEqual(cross.status, 422, cross)
+
     def test_invalid_key_400(self):
         r = http("POST", PING, body={}, headers={"Idempotency-Key": "has space"})
         self.assertEqual(r.status, 400)

@@ -13,15 +13,21 @@ flight still answered, exit 0) and the configuration table and its errors (exit 
 """
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 import unittest
+import uuid
 
-from gw_e2e import (Call, FakeService, PrivateGateway, PrivateRedis, Redis, env, http,
-                    parse_raw_response, raw_request, unpack_raw_field, wait_for)
+import jwt  # Debian python3-jwt
+
+from gw_e2e import (Call, FakeService, HealthFake, PrivateDatabase, PrivateGateway, PrivateRedis,
+                    PrivateService, Redis, env, http, mp_pack, mp_unpack, parse_raw_response,
+                    raw_request, unpack_raw_field, wait_for)
 
 PING = "/api/health/ping/"
 ORIGIN = "http://localhost:3000"
@@ -62,14 +68,15 @@ class PrivateTestCase(unittest.TestCase):
         self.fakes.append(f)
         return f
 
-    def wait_stream_seen(self, gw):
+    def wait_stream_seen(self, gw, backend="auth"):
         """Every thread of `gw` has seen the fake service's stream (polled every 250 ms)."""
         def seen():
             text = http("GET", "/metrics", base=gw.ops_url).body.decode()
             lines = [l for l in text.splitlines()
-                     if l.startswith("adi_gateway_backend_stream_up{") and 'backend="auth"' in l]
+                     if l.startswith("adi_gateway_backend_stream_up{")
+                     and f'backend="{backend}"' in l]
             return lines and all(l.endswith(" 1") for l in lines)
-        wait_for(seen, "the gateway threads to see svc:{auth}:req")
+        wait_for(seen, "the gateway threads to see svc:{%s}:req" % backend)
 
 
 class Proxying(PrivateTestCase):
@@ -178,6 +185,45 @@ class Proxying(PrivateTestCase):
         self.assertEqual(h.json()["status"], "degraded")
         self.assertEqual(set(h.json()["services"]), {"auth", "tenant", "vault", "task-runner"})
 
+    def test_anonymous_idempotency_keys_scoped_by_address(self):
+        # Two anonymous clients (127.0.0.1 and 127.0.0.2, both loopback) pick the same key for
+        # a public mutating route: each request reaches the service with its own address, each
+        # client gets its own reply and later its own replay; the other's body under the key is
+        # a reuse (422), never the other's stored reply.
+        gw = self.gateway()
+        svc = FakeService(self.redis.port, "tenant")
+        self.fakes.append(svc)
+        self.wait_stream_seen(gw, "tenant")
+        key = "signup-" + os.urandom(4).hex()
+        clients = ("127.0.0.1", "127.0.0.2")
+        bodies = {src: {"name": f"t{i}", "admin_email": f"a{i}@e2e.example",
+                        "admin_password": "e2e-password-1"} for i, src in enumerate(clients)}
+        replies = {src: {"id": f"tenant-{i}", "name": f"t{i}"} for i, src in enumerate(clients)}
+        for src in clients:
+            call = Call(gw, "POST", "/api/tenants/", body=bodies[src],
+                        headers={"Idempotency-Key": key}, source=src)
+            _, envelope = svc.take()
+            self.assertEqual(envelope["op"], "tenant.signup")
+            self.assertEqual(envelope["id"], key)
+            self.assertEqual(envelope["client_ip"], src)
+            self.assertIsNone(envelope.get("principal"))
+            svc.reply(envelope, 201, body=replies[src])
+            r = call.wait()
+            self.assertEqual(r.status, 201, (src, r))
+            self.assertIsNone(r.header("idempotent-replayed"))
+            self.assertEqual(r.json(), replies[src])
+        for src in reversed(clients):
+            r = http("POST", "/api/tenants/", body=bodies[src], headers={"Idempotency-Key": key},
+                     base=gw.url, source=src)
+            self.assertEqual(r.status, 201, (src, r))
+            self.assertEqual(r.header("idempotent-replayed"), "true")
+            self.assertEqual(r.json(), replies[src])
+        r = http("POST", "/api/tenants/", body=bodies[clients[0]],
+                 headers={"Idempotency-Key": key}, base=gw.url, source=clients[1])
+        self.assertEqual(r.status, 422, r)
+        self.assertEqual(r.json(), {
+            "detail": "This Idempotency-Key was already used with a different request."})
+
     def test_pending_bound(self):
         gw = self.gateway(GATEWAY_THREADS=1, GATEWAY_MAX_PENDING=1)
         svc = self.fake()
@@ -189,6 +235,151 @@ class Proxying(PrivateTestCase):
         self.assertEqual(r.header("retry-after"), "1")
         svc.reply(envelope, 200, body={})
         self.assertEqual(call.wait().status, 200)
+
+
+class Settings(PrivateTestCase):
+    def test_time_zone_and_version(self):
+        gw = self.gateway(TIME_ZONE="Europe/Paris", APP_VERSION="9.9.9-test")
+        r = http("GET", "/api/timezone/", base=gw.url)
+        self.assertEqual(r.status, 200)
+        self.assertEqual(r.json(), {"timezone": "Europe/Paris"})
+        r = http("GET", "/api/health/version/", base=gw.url)
+        self.assertEqual(r.status, 200)
+        self.assertEqual(r.json(), {"version": "9.9.9-test"})
+
+    def test_threads_default_one_per_cpu(self):
+        # GATEWAY_THREADS unset or 0: one event loop per online CPU (at most 64), logged, and
+        # that many threads really serve (each polls the backlogs under its own thread label).
+        cpus = min(max(os.sysconf("SC_NPROCESSORS_ONLN"), 1), 64)
+        for setting in (None, 0):
+            with self.subTest(GATEWAY_THREADS=setting):
+                gw = self.gateway(GATEWAY_THREADS=setting)
+                started = gw.log_events("gw.started")
+                self.assertTrue(started and f", {cpus} threads," in started[0]["msg"], started)
+                auto = gw.log_events("gw.threads")
+                self.assertEqual(len(auto), 1, gw.read_log())
+                self.assertIn(f"{cpus} event-loop threads", auto[0]["msg"])
+                effective = gw.log_events("config.effective")[0]["msg"]
+                self.assertIn(f"GATEWAY_THREADS={cpus} ", effective)
+
+                def threads():
+                    series = gw.metric_series("adi_gateway_backend_stream_up")
+                    return {re.search(r'thread="(\d+)"', k).group(1) for k in series}
+                wait_for(lambda: len(threads()) == cpus, f"{cpus} threads polling")
+                self.assertEqual(gw.stop(), 0)
+        gw = self.gateway(GATEWAY_THREADS=1)
+        self.assertEqual(gw.log_events("gw.threads"), [])
+        self.assertIn(", 1 threads,", gw.log_events("gw.started")[0]["msg"])
+
+
+class Trimming(PrivateTestCase):
+    def test_request_stream_stays_bounded(self):
+        # The gateway XADDs every envelope with MAXLEN ~ STREAM_MAXLEN. Redis trims whole nodes
+        # (100 entries each by default), so the length stays between the cap and about a node
+        # more: after 1000 requests with a cap of 100 it is far below 1000.
+        maxlen, n = 100, 1000
+        gw = self.gateway(STREAM_MAXLEN=maxlen)
+        svc = self.fake()
+        self.wait_stream_seen(gw)
+        stop = threading.Event()
+
+        def serve():  # answers every request at once
+            with Redis(port=self.redis.port) as r:
+                while not stop.is_set():
+                    rep = r.command("XREADGROUP", "GROUP", "auth", "e2e", "COUNT", 64,
+                                    "BLOCK", 100, "STREAMS", svc.stream, ">")
+                    for entry_id, fields in (rep[0][1] if rep else []):
+                        env_ = mp_unpack(dict(zip(fields[0::2], fields[1::2]))[b"m"])
+                        r.command("XADD", env_["reply_to"], "MAXLEN", "~", 1000, "*", "m",
+                                  mp_pack({"v": 1, "id": env_["id"], "status": 204}))
+                        r.command("XACK", svc.stream, "auth", entry_id)
+        server = threading.Thread(target=serve)
+        server.start()
+        try:
+            statuses = {}
+            for _ in range(n):
+                st = http("POST", PING, body={}, base=gw.url).status
+                statuses[st] = statuses.get(st, 0) + 1
+        finally:
+            stop.set()
+            server.join(timeout=60)
+        self.assertEqual(statuses, {204: n})
+        with Redis(port=self.redis.port) as r:
+            info = r.command("XINFO", "STREAM", svc.stream)
+            info = {info[i].decode(): info[i + 1] for i in range(0, len(info), 2)}
+            self.assertEqual(info["entries-added"], n)
+            length = r.command("XLEN", svc.stream)
+        self.assertGreaterEqual(length, maxlen)
+        self.assertLess(length, maxlen + 200)
+
+
+class ServiceRestart(PrivateTestCase):
+    def test_killed_service_degrades_health_and_recovers(self):
+        # A private stack: a real adi-tenant on the private Redis with a database of its own,
+        # auth, vault and task-runner played by the test (health only). The tenant process is
+        # killed (a crash, not a pause): health turns 503 "degraded" naming it, its route times
+        # out; a new process takes over the same stream and both work again.
+        gw = self.gateway(REQUEST_TIMEOUT_MS=2000)
+        db = PrivateDatabase()
+        fakes, services = [], []
+        try:
+            fakes += [HealthFake(self.redis.port, n) for n in ("auth", "vault", "task-runner")]
+            services.append(PrivateService(self.dir, "tenant", self.redis.url,
+                                           db.url("adi_tenant")))
+            tid = str(uuid.uuid4())
+            db.sql(f"INSERT INTO tenant.tenants (id, name) VALUES ('{tid}', 'Restart e2e')")
+            now = int(time.time())
+            token = jwt.encode({"token_type": "access", "exp": now + 600, "iat": now,
+                                "jti": uuid.uuid4().hex, "user_id": str(uuid.uuid4()),
+                                "tenant_id": tid, "roles": ["VIEWER"]},
+                               env("JWT_SIGNING_KEY"), algorithm="HS256")
+            auth = {"Authorization": f"Bearer {token}"}
+            others = ("auth", "vault", "task-runner")
+
+            def health(status):
+                r = http("GET", "/api/health/", base=gw.url)
+                return r if r.status == status else None
+
+            def tenant_served():
+                r = http("GET", f"/api/tenants/{tid}/", headers=auth, base=gw.url)
+                return None if r.status in (503, 504) else r
+
+            def working():
+                h = wait_for(lambda: health(200), "health 200 with every service ok")
+                self.assertEqual(h.json()["status"], "ok")
+                self.assertEqual(h.json()["services"]["tenant"]["status"], "ok")
+                r = wait_for(tenant_served, "GET /api/tenants/{id}/ to be served")
+                self.assertEqual(r.status, 200, r)
+                self.assertEqual((r.json()["id"], r.json()["name"]), (tid, "Restart e2e"))
+
+            working()
+            services[0].kill()
+
+            def degraded():
+                h = health(503)
+                if h is None:
+                    return None
+                body = h.json()
+                # A loaded machine may miss the fan-out's short deadline for another service.
+                return body if all(body["services"][o]["status"] == "ok" for o in others) else None
+            body = wait_for(degraded, "health 503 naming the tenant service only")
+            self.assertEqual(body["status"], "degraded")
+            self.assertEqual(body["services"]["tenant"], {"status": "unavailable"})
+            r = http("GET", f"/api/tenants/{tid}/", headers=auth, base=gw.url)
+            self.assertEqual(r.status, 504, r)
+
+            services.append(PrivateService(self.dir, "tenant", self.redis.url,
+                                           db.url("adi_tenant")))
+            working()
+            self.assertEqual(services[1].stop(), 0)
+        finally:
+            for svc in services:
+                svc.stop()
+            for f in fakes:
+                f.stop()
+            db.drop()
+        reports = [m for svc in services for m in svc.sanitizer_report()]
+        self.assertEqual(reports, [], "sanitizer report in a private service's log")
 
 
 class Cors(PrivateTestCase):

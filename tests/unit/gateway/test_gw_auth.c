@@ -135,13 +135,22 @@ static void test_principal(void **state)
     assert_int_equal(p.roles.n, 0);
     assert_false(p.superuser);
 
-    char scope[2 * ADI_JWT_UUID_LEN + 2];
-    gw_principal_scope(&c, scope);
+    char scope[GW_SCOPE_MAX];
+    gw_principal_scope(&c, "192.0.2.1", scope);
     assert_string_equal(scope, U1 "/" T1);
-    gw_principal_scope(&nt, scope);
+    gw_principal_scope(&nt, NULL, scope);
     assert_string_equal(scope, U2 "/");
-    gw_principal_scope(NULL, scope);
-    assert_string_equal(scope, "");
+    /* Anonymous callers are scoped by their address (as libs/svc scopes them): two clients with
+       the same Idempotency-Key never share a slot. */
+    gw_principal_scope(NULL, "192.0.2.1", scope);
+    assert_string_equal(scope, "anon/192.0.2.1");
+    char other[GW_SCOPE_MAX];
+    gw_principal_scope(NULL, "192.0.2.2", other);
+    assert_string_not_equal(scope, other);
+    gw_principal_scope(NULL, "2001:db8:ffff:ffff:ffff:ffff:255.255.255.255", scope);
+    assert_string_equal(scope, "anon/2001:db8:ffff:ffff:ffff:ffff:255.255.255.255");
+    gw_principal_scope(NULL, NULL, scope);
+    assert_string_equal(scope, "anon/");
 }
 
 static void test_vtable_basics(void **state)

@@ -2,8 +2,9 @@
 /*
  * The gateway's config parsers: REDIS_URL forms (password, ACL user, IPv6, database, errors that
  * never echo the password), CORS_ALLOWED_ORIGINS (blanks, empty items, invalid origins, exact
- * matching) and the JWT settings (algorithm, required key per algorithm, PEM file problems, a
- * usable ES256 public key; messages never repeat the secret).
+ * matching), GATEWAY_THREADS (0 = one per online CPU, clamped) and the JWT settings (algorithm,
+ * required key per algorithm, PEM file problems, a usable ES256 public key; messages never repeat
+ * the secret).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -109,7 +110,7 @@ static void test_origins(void **state)
 static int load(const char *const *kv, gw_config_t *cfg, char *errs, size_t cap)
 {
     static const char *const names[] = {"JWT_ALGORITHM", "JWT_SIGNING_KEY", "JWT_PUBLIC_KEY_FILE",
-                                        "JWT_LEEWAY_S"};
+                                        "JWT_LEEWAY_S", "GATEWAY_THREADS"};
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
         unsetenv(names[i]);
     for (size_t i = 0; kv[i] != NULL; i += 2)
@@ -131,6 +132,48 @@ static int jwt(const gw_config_t *cfg, adi_jwt_t **out, char *errs, size_t cap)
     int bad = gw_config_jwt(cfg, out, f);
     fclose(f);
     return bad;
+}
+
+static void test_threads(void **state)
+{
+    (void)state;
+    /* A positive setting is used as it is; 0 means one per online CPU, within 1..64. */
+    assert_int_equal(gw_threads_resolve(2, 8), 2);
+    assert_int_equal(gw_threads_resolve(64, 1), 64);
+    assert_int_equal(gw_threads_resolve(0, 1), 1);
+    assert_int_equal(gw_threads_resolve(0, 8), 8);
+    assert_int_equal(gw_threads_resolve(0, GW_THREADS_MAX), GW_THREADS_MAX);
+    assert_int_equal(gw_threads_resolve(0, 1000), GW_THREADS_MAX);
+    assert_int_equal(gw_threads_resolve(0, 0), 1);
+    assert_int_equal(gw_threads_resolve(0, -1), 1); /* sysconf failed */
+
+    /* Through the environment: unset (the default, 0) resolves to this machine's CPUs. */
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    int64_t want = cpus < 1 ? 1 : cpus > GW_THREADS_MAX ? GW_THREADS_MAX : cpus;
+    gw_config_t cfg;
+    char errs[1024];
+    static const char *const dflt[] = {"JWT_SIGNING_KEY", "k", NULL};
+    memset(errs, 0, sizeof(errs));
+    assert_int_equal(load(dflt, &cfg, errs, sizeof(errs)), 0);
+    assert_true(cfg.threads_auto);
+    assert_int_equal(cfg.threads, want);
+    static const char *const zero[] = {"JWT_SIGNING_KEY", "k", "GATEWAY_THREADS", "0", NULL};
+    assert_int_equal(load(zero, &cfg, errs, sizeof(errs)), 0);
+    assert_true(cfg.threads_auto);
+    assert_int_equal(cfg.threads, want);
+    static const char *const three[] = {"JWT_SIGNING_KEY", "k", "GATEWAY_THREADS", "3", NULL};
+    assert_int_equal(load(three, &cfg, errs, sizeof(errs)), 0);
+    assert_false(cfg.threads_auto);
+    assert_int_equal(cfg.threads, 3);
+    static const char *const bad[] = {"-1", "65", "two"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        const char *const kv[] = {"JWT_SIGNING_KEY", "k", "GATEWAY_THREADS", bad[i], NULL};
+        memset(errs, 0, sizeof(errs));
+        assert_int_equal(load(kv, &cfg, errs, sizeof(errs)), 1);
+        assert_non_null(strstr(errs, "GATEWAY_THREADS"));
+    }
+    unsetenv("GATEWAY_THREADS");
+    unsetenv("JWT_SIGNING_KEY");
 }
 
 static void test_jwt(void **state)
@@ -225,6 +268,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_redis_url),
         cmocka_unit_test(test_origins),
+        cmocka_unit_test(test_threads),
         cmocka_unit_test(test_jwt),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
