@@ -12,7 +12,8 @@
  *         WITH CHECK (<same>)
  *
  * unless the table already has that policy under any name (a permissive policy for all commands
- * and roles whose expressions are exactly that), or one named adi_tenant_isolation. It is
+ * and roles whose expressions are exactly that). A policy named adi_tenant_isolation that says
+ * anything else (weakened by hand, say) is dropped and made again, printed like the rest. It is
  * idempotent: what is in place already is left alone and not printed, so a second run applies
  * nothing. Everything runs in one transaction under an advisory lock, so it is all or nothing and
  * concurrent runs do not trip over each other. A key column that is not uuid is compared as text.
@@ -43,12 +44,19 @@ static const char discover_sql[] =
     " (SELECT format_type(a.atttypid, a.atttypmod) = 'uuid' FROM pg_attribute a"
     "   WHERE a.attrelid = t.oid AND a.attname = t.key),"
     " t.enabled, t.forced,"
-    " EXISTS (SELECT 1 FROM pg_policy p WHERE p.polrelid = t.oid AND ("
-    "   p.polname = 'adi_tenant_isolation' OR (p.polpermissive AND p.polcmd = '*'"
-    "   AND p.polroles = '{0}'"
-    "   AND pg_get_expr(p.polqual, p.polrelid) = format('(%I = (NULLIF(current_setting('"
-    "'app.tenant_id''::text, true), ''''::text))::uuid)', t.key)"
-    "   AND pg_get_expr(p.polwithcheck, p.polrelid) = pg_get_expr(p.polqual, p.polrelid))))"
+    /* the tenant policy, under any name, as the server prints it back (uuid or text key) */
+    " EXISTS (SELECT 1 FROM pg_policy p WHERE p.polrelid = t.oid AND p.polpermissive"
+    "   AND p.polcmd = '*' AND p.polroles = '{0}'"
+    "   AND pg_get_expr(p.polqual, p.polrelid) IN ("
+    "    format('(%I = (NULLIF(current_setting(''app.tenant_id''::text, true),"
+    " ''''::text))::uuid)', t.key),"
+    "    format('(%I = NULLIF(current_setting(''app.tenant_id''::text, true), ''''::text))',"
+    "     t.key),"
+    "    format('((%I)::text = NULLIF(current_setting(''app.tenant_id''::text, true),"
+    " ''''::text))', t.key))"
+    "   AND pg_get_expr(p.polwithcheck, p.polrelid) = pg_get_expr(p.polqual, p.polrelid)),"
+    " EXISTS (SELECT 1 FROM pg_policy p WHERE p.polrelid = t.oid"
+    "   AND p.polname = 'adi_tenant_isolation')"
     " FROM t ORDER BY t.qname";
 
 /* Prints and (unless dry) runs one statement; returns false after printing the failure. */
@@ -86,6 +94,11 @@ static bool secure_table(adi_db_t *db, adi_pool_t *pool, const adi_db_res_t *res
         return false;
     if (adi_str_eq_c(adi_db_get(res, r, 5), "t"))
         return true;
+    /* Our name, other words: not the tenant policy any more. */
+    if (adi_str_eq_c(adi_db_get(res, r, 6), "t") &&
+        !apply(db, adi_pool_printf(pool, "DROP POLICY adi_tenant_isolation ON %s", table).ptr, dry,
+               applied))
+        return false;
     const char *expr =
         is_uuid
             ? adi_pool_printf(pool, "%s = nullif(current_setting('app.tenant_id', true), '')::uuid",

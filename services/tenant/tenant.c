@@ -100,7 +100,7 @@ void tenant_audit(adi_ctx_t *ctx, adi_str_t tenant_id, adi_str_t user_id, adi_st
     adi_svc_publish(ctx, ADI_KEY_EV_AUDIT, &audit_event__desc, &ev);
 }
 
-void tenant_new_token(char out[44])
+void tenant_new_token(char out[TENANT_TOKEN_LEN + 1])
 {
     unsigned char raw[32];
     unsigned char b64[48]; /* 4 * ceil(32 / 3) = 44 plus NUL */

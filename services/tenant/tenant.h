@@ -79,11 +79,14 @@ void tenant_audit(adi_ctx_t *ctx, adi_str_t tenant_id, adi_str_t user_id, adi_st
                   const char *action, const char *resource_type, adi_str_t resource_id,
                   const tenant_audit_meta *meta);
 
+/** Length of an invitation token: 32 random bytes as unpadded base64url. */
+#define TENANT_TOKEN_LEN 43
+
 /**
- * Writes 32 random bytes as unpadded base64url (43 characters plus NUL) into `out`: an invitation
- * token.
+ * Writes 32 random bytes as unpadded base64url (TENANT_TOKEN_LEN characters plus NUL) into `out`:
+ * an invitation token.
  */
-void tenant_new_token(char out[44]);
+void tenant_new_token(char out[TENANT_TOKEN_LEN + 1]);
 
 /**
  * The id of the tenant a signup creates, derived from the request (its id and the client's

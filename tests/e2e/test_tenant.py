@@ -242,7 +242,24 @@ class Onboarding(unittest.TestCase):
         self.assertEqual(r.status, 201, r)
         r = self.accept(r.json()["token"])
         self.assertEqual(r.status, 400, r)
-        self.assertEqual(list(r.json()), ["non_field_errors"])
+        self.assertEqual(r.json(), {"non_field_errors": [
+            "A user with this email already exists in this tenant."]})
+
+        r = self.invite(f"{tag('late')}@e2e.example", "VIEWER")
+        self.assertEqual(r.status, 201, r)
+        invitation = r.json()
+        subprocess.run([os.path.join(env("ADI_PG_BIN"), "psql"), env("DATABASE_URL"), "-qAtX",
+                        "-v", "ON_ERROR_STOP=1", "-c",
+                        "UPDATE tenant.invitations SET expires_at = now() - interval '1 second' "
+                        f"WHERE id = '{invitation['id']}'"], check=True, capture_output=True)
+        r = self.accept(invitation["token"])
+        self.assertEqual((r.status, r.json()), (400, {"token": ["Invitation has expired."]}))
+
+    def test_unknown_tokens(self):
+        for token in ("no-such-token", "A" * 43, "A" * 600):
+            r = self.accept(token)
+            self.assertEqual((r.status, r.json()), (400, {"token": ["Invalid invitation token."]}),
+                             token[:50])
 
     def test_concurrent_accepts(self):
         r = self.invite(f"{tag('racer')}@e2e.example", "VIEWER")

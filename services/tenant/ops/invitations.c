@@ -138,6 +138,8 @@ static adi_err claim_error(adi_str_t status, adi_error_t *err)
 static adi_err op_accept(adi_ctx_t *ctx, const tenant_accept_req *req, auth_user *rep,
                          adi_error_t *err)
 {
+    if (req->token.len != TENANT_TOKEN_LEN) /* never one of ours: no need to ask */
+        return claim_error(ADI_STR("invalid"), err);
     adi_db_res_t *res = NULL;
     adi_err rc = adi_db_exec(ctx->db, ctx->pool,
                              "SELECT claim_status, invitation_id, invitation_tenant, "

@@ -330,6 +330,44 @@ static void test_service_tables(void **state)
     adi_db_free(admin);
 }
 
+/*
+ * Each service's role can touch only its own schema: no USAGE or CREATE on another's, no
+ * privilege on any of its relations (the tenant-scoped tables, but also adi_idempotency and
+ * adi_outbox, which hold replies and events), and a real connection is refused.
+ */
+static void test_roles_own_schema_only(void **state)
+{
+    (void)state;
+    adi_db_t *admin = admin_db();
+    adi_pool_t pool;
+    adi_pool_init(&pool);
+    for (size_t i = 0; i < NOWNERS; i++) {
+        for (size_t j = 0; j < NOWNERS; j++) {
+            if (i == j)
+                continue;
+            const char *role = owners[i].role, *schema = owners[j].schema;
+            char sql[768];
+            snprintf(sql, sizeof(sql),
+                     "SELECT (has_schema_privilege('%s', '%s', 'USAGE') OR "
+                     "has_schema_privilege('%s', '%s', 'CREATE'))::int + (SELECT count(*) FROM "
+                     "pg_class c WHERE c.relnamespace = '%s'::regnamespace AND c.relkind IN "
+                     "('r', 'p', 'v', 'm', 'S') AND has_table_privilege('%s', c.oid, "
+                     "'SELECT, INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER')) + $1::int",
+                     role, schema, role, schema, schema, role);
+            if (itest_sql_int(admin, sql, "0") != 0)
+                fail_msg("%s has privileges in schema %s", role, schema);
+            adi_db_t *db = connect_as(role);
+            snprintf(sql, sizeof(sql), "SELECT count(*) FROM %s.adi_idempotency", schema);
+            adi_db_res_t *res = NULL;
+            if (scoped(db, &pool, NULL, sql, NULL, &res) == ADI_OK)
+                fail_msg("%s can read %s.adi_idempotency", role, schema);
+            adi_db_free(db);
+        }
+    }
+    adi_pool_dispose(&pool);
+    adi_db_free(admin);
+}
+
 static void test_enable_rls(void **state)
 {
     (void)state;
@@ -380,6 +418,33 @@ static void test_enable_rls(void **state)
     free(out);
 
     assert_int_equal(check_all(admin, "scratch_rls"), 2);
+
+    /* A tenant policy weakened by hand (same name, other words) is dropped and made again. */
+    itest_sql(admin, "ALTER POLICY adi_tenant_isolation ON scratch_rls.things USING (true) "
+                     "WITH CHECK (true)");
+    assert_int_equal(run_admin("enable-rls", NULL, &out), 0);
+    const char *repair[] = {
+        "DROP POLICY adi_tenant_isolation ON scratch_rls.things;\n",
+        "CREATE POLICY adi_tenant_isolation ON scratch_rls.things USING (tenant_id = ",
+        " 2 statements applied",
+    };
+    for (size_t i = 0; i < sizeof(repair) / sizeof(repair[0]); i++)
+        if (strstr(out, repair[i]) == NULL)
+            fail_msg("enable-rls did not repair the weakened policy (\"%s\"):\n%s", repair[i], out);
+    free(out);
+    assert_int_equal(check_all(admin, "scratch_rls"), 2);
+
+    /* A text key is compared as text, and recognised as such on the next run. */
+    itest_sql(admin, "CREATE TABLE scratch_rls.legacy (id int, tenant_id text NOT NULL);"
+                     "GRANT SELECT, INSERT, UPDATE, DELETE ON scratch_rls.legacy TO adi_tenant;");
+    assert_int_equal(run_admin("enable-rls", NULL, &out), 0);
+    if (strstr(out, " 3 statements applied") == NULL)
+        fail_msg("enable-rls on a text key:\n%s", out);
+    free(out);
+    assert_int_equal(run_admin("enable-rls", NULL, &out), 0);
+    if (strstr(out, " 0 statements applied") == NULL)
+        fail_msg("second enable-rls run on a text key applied something:\n%s", out);
+    free(out);
     itest_sql(admin, "DROP SCHEMA scratch_rls CASCADE");
     adi_db_free(admin);
 }
@@ -394,6 +459,7 @@ int main(int argc, char **argv)
     services_dir = argv[2];
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_service_tables),
+        cmocka_unit_test(test_roles_own_schema_only),
         cmocka_unit_test(test_enable_rls),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -679,6 +679,14 @@ static void test_accept(void **state)
 
     expect_field(accept(&pool, ADI_STR("no-such-token"), "long enough"), "token",
                  TENANT_MSG_TOKEN_INVALID);
+    char longer[600]; /* any length is just an invalid token, never a length error */
+    memset(longer, 'A', sizeof(longer) - 1);
+    longer[sizeof(longer) - 1] = '\0';
+    expect_field(accept(&pool, adi_str_c(longer), "long enough"), "token",
+                 TENANT_MSG_TOKEN_INVALID);
+    longer[TENANT_TOKEN_LEN] = '\0'; /* our length, not ours */
+    expect_field(accept(&pool, adi_str_c(longer), "long enough"), "token",
+                 TENANT_MSG_TOKEN_INVALID);
     expect_field(accept(&pool, inv->token, "short"), "password",
                  "Ensure this field has at least 8 characters.");
 
