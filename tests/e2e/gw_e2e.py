@@ -437,7 +437,59 @@ class PrivateRedis:
         return f"redis://127.0.0.1:{self.port}"
 
 
-class PrivateGateway:
+class _PrivateProcess:
+    """A binary of ADI_BIN_DIR run by a test, its output in `log_path`: the log helpers, kill()
+    (a crash: SIGKILL) and stop() (SIGTERM, returning the exit code)."""
+
+    def _spawn(self, binary, environ):
+        self.log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen([os.path.join(env("ADI_BIN_DIR"), binary)], env=environ,
+                                     stdin=subprocess.DEVNULL, stdout=self.log,
+                                     stderr=subprocess.STDOUT)
+
+    def read_log(self):
+        with open(self.log_path, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+    def log_events(self, event):
+        out = []
+        for line in self.read_log().splitlines():
+            if line.startswith("{"):
+                try:
+                    d = json.loads(line)
+                except ValueError:
+                    continue
+                if d.get("event") == event:
+                    out.append(d)
+        return out
+
+    def kill(self):
+        self.proc.kill()
+        self.proc.wait(timeout=WAIT)
+        self.log.close()
+
+    def stop(self):
+        """SIGTERM, wait, return the exit code (None if it had to be killed)."""
+        code = None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                code = self.proc.wait(timeout=WAIT)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        else:
+            code = self.proc.returncode
+        if not self.log.closed:
+            self.log.close()
+        return code
+
+    def sanitizer_report(self):
+        text = self.read_log()
+        return [m for m in SANITIZER_MARKS if m in text]
+
+
+class PrivateGateway(_PrivateProcess):
     """adi-gateway started with the given settings; stop() sends SIGTERM and returns the code."""
 
     def __init__(self, workdir, redis_url, **settings):
@@ -456,10 +508,7 @@ class PrivateGateway:
                 environ.pop(k, None)
             else:
                 environ[k] = str(v)
-        self.log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen([os.path.join(env("ADI_BIN_DIR"), "adi-gateway")],
-                                     env=environ, stdin=subprocess.DEVNULL, stdout=self.log,
-                                     stderr=subprocess.STDOUT)
+        self._spawn("adi-gateway", environ)
         wait_for(self._listening, "the private gateway to listen")
 
     @property
@@ -494,41 +543,6 @@ class PrivateGateway:
                 labels, _, value = line[len(name):].rpartition(" ")
                 out[labels] = float(value)
         return out
-
-    def read_log(self):
-        with open(self.log_path, "rb") as f:
-            return f.read().decode("utf-8", "replace")
-
-    def log_events(self, event):
-        out = []
-        for line in self.read_log().splitlines():
-            if line.startswith("{"):
-                try:
-                    d = json.loads(line)
-                except ValueError:
-                    continue
-                if d.get("event") == event:
-                    out.append(d)
-        return out
-
-    def stop(self):
-        """SIGTERM, wait, return the exit code (None if it had to be killed)."""
-        code = None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                code = self.proc.wait(timeout=WAIT)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        else:
-            code = self.proc.returncode
-        self.log.close()
-        return code
-
-    def sanitizer_report(self):
-        text = self.read_log()
-        return [m for m in SANITIZER_MARKS if m in text]
 
 
 class FakeService:
@@ -635,7 +649,7 @@ class PrivateDatabase:
         self.sql(f"DROP DATABASE IF EXISTS {self.name} WITH (FORCE)", db_url=self.admin_url)
 
 
-class PrivateService:
+class PrivateService(_PrivateProcess):
     """A real adi-<name> (from ADI_BIN_DIR) of the test's own: its Redis and database URLs given,
     one worker, a free ops port, its log in `workdir`. kill() is a crash (SIGKILL), stop() a
     SIGTERM returning the exit code."""
@@ -649,10 +663,7 @@ class PrivateService:
                        SHUTDOWN_GRACE_MS="5000")
         environ.pop("CONSUMER_NAME", None)
         environ.update({k: str(v) for k, v in settings.items()})
-        self.log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen([os.path.join(env("ADI_BIN_DIR"), f"adi-{name}")],
-                                     env=environ, stdin=subprocess.DEVNULL, stdout=self.log,
-                                     stderr=subprocess.STDOUT)
+        self._spawn(f"adi-{name}", environ)
         wait_for(self.ready, f"the private adi-{name} to be ready")
 
     def ready(self):
@@ -664,35 +675,6 @@ class PrivateService:
                         timeout=2).status == 200
         except OSError:
             return False
-
-    def read_log(self):
-        with open(self.log_path, "rb") as f:
-            return f.read().decode("utf-8", "replace")
-
-    def kill(self):
-        self.proc.kill()
-        self.proc.wait(timeout=WAIT)
-        self.log.close()
-
-    def stop(self):
-        """SIGTERM, wait, return the exit code (None if it had to be killed)."""
-        code = None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                code = self.proc.wait(timeout=WAIT)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        else:
-            code = self.proc.returncode
-        if not self.log.closed:
-            self.log.close()
-        return code
-
-    def sanitizer_report(self):
-        text = self.read_log()
-        return [m for m in SANITIZER_MARKS if m in text]
 
 
 class Call:

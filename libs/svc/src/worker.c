@@ -251,6 +251,32 @@ static adi_str_t stored_reply(request_t *r)
     return adi_proto_encode_pool(&adi_reply__desc, &rep, &r->pool);
 }
 
+/*
+ * A handler context on worker `w` with the fields every kind of run shares (pool, bus, app,
+ * metrics, names, version, status 200, the worker); the caller fills in the rest.
+ */
+static adi_ctx_t worker_ctx(adi_svc_worker_t *w, adi_pool_t *pool, const char *request_id,
+                            int64_t deadline_ms, adi_logctx_t log)
+{
+    adi_svc_t *svc = w->svc;
+    return (adi_ctx_t){
+        .pool = pool,
+        .bus = w->bus,
+        .deadline_ms = deadline_ms,
+        .request_id = request_id,
+        .trace_id = "",
+        .client_ip = "",
+        .log = log,
+        .app = svc->app,
+        .metrics = svc->metrics,
+        .service = svc->def->name,
+        .consumer = w->consumer,
+        .version = svc->cfg.app_version,
+        .status = 200,
+        .worker_ = w,
+    };
+}
+
 /* ---- the request path ------------------------------------------------------------------- */
 
 static bool has_raw(adi_str_t raw, bool is_null)
@@ -407,24 +433,11 @@ static void execute(request_t *r)
         return;
     }
     void *rep = adi_pool_alloc(&r->pool, op->rep->size);
-    adi_ctx_t ctx = {
-        .pool = &r->pool,
-        .principal = p,
-        .bus = w->bus,
-        .deadline_ms = env->deadline_ms,
-        .request_id = r->log.request_id,
-        .trace_id = cstr(&r->pool, env->trace_id),
-        .client_ip = cstr(&r->pool, env->client_ip),
-        .op = op,
-        .log = r->log,
-        .app = svc->app,
-        .metrics = svc->metrics,
-        .service = svc->def->name,
-        .consumer = w->consumer,
-        .version = svc->cfg.app_version,
-        .status = 200,
-        .worker_ = w,
-    };
+    adi_ctx_t ctx = worker_ctx(w, &r->pool, r->log.request_id, env->deadline_ms, r->log);
+    ctx.principal = p;
+    ctx.trace_id = cstr(&r->pool, env->trace_id);
+    ctx.client_ip = cstr(&r->pool, env->client_ip);
+    ctx.op = op;
     bool notx = (h->flags & ADI_SVC_NOTX) != 0;
     adi_db_t *db = worker_db(w, &r->err);
     ctx.db = db;
@@ -723,24 +736,9 @@ static void serve_event(adi_svc_worker_t *w, const adi_bus_entry_t *e)
             p->tenant_id = scope;
             log.tenant_id = adi_pool_strdup(&pool, scope).ptr;
         }
-        adi_ctx_t ctx = {
-            .pool = &pool,
-            .principal = p,
-            .bus = w->bus,
-            .deadline_ms = adi_now_ms() + svc->cfg.reclaim_idle_ms,
-            .request_id = e->id.ptr,
-            .trace_id = "",
-            .client_ip = "",
-            .op = NULL,
-            .log = log,
-            .app = svc->app,
-            .metrics = svc->metrics,
-            .service = svc->def->name,
-            .consumer = w->consumer,
-            .version = svc->cfg.app_version,
-            .status = 200,
-            .worker_ = w,
-        };
+        adi_ctx_t ctx =
+            worker_ctx(w, &pool, e->id.ptr, adi_now_ms() + svc->cfg.reclaim_idle_ms, log);
+        ctx.principal = p;
         w->wipes = NULL;
         w->sensitive = false;
         rc = run_event(w, &ctx, msg, scope, &err);
@@ -846,23 +844,9 @@ static void run_chore(adi_svc_worker_t *w)
     adi_uuid_v4(id);
     adi_pool_t pool;
     adi_pool_init(&pool);
-    adi_ctx_t ctx = {
-        .pool = &pool,
-        .db = db,
-        .bus = w->bus,
-        .deadline_ms = adi_now_ms() + svc->def->chore_ms,
-        .request_id = id,
-        .trace_id = "",
-        .client_ip = "",
-        .log = {.request_id = id, .op = "chore", .start_ms = adi_mono_ms()},
-        .app = svc->app,
-        .metrics = svc->metrics,
-        .service = svc->def->name,
-        .consumer = w->consumer,
-        .version = svc->cfg.app_version,
-        .status = 200,
-        .worker_ = w,
-    };
+    adi_logctx_t log = {.request_id = id, .op = "chore", .start_ms = adi_mono_ms()};
+    adi_ctx_t ctx = worker_ctx(w, &pool, id, adi_now_ms() + svc->def->chore_ms, log);
+    ctx.db = db;
     /* The next run comes a period after this one ended, ten after a failure (a callee that
        is down must not keep this worker, which serves requests too, waiting). */
     int64_t period = svc->def->chore_ms;
