@@ -233,6 +233,28 @@ class LoginAndTokens(Tenants):
             self.assertEqual(r.header("www-authenticate"), 'Bearer realm="api"')
 
 
+    def test_refresh_accepts_pyjwt_refresh_tokens(self):
+        # A refresh token minted by PyJWT (or the Django version) with the same claims and key
+        # is accepted as simplejwt would, and rotates; presented again, it is a reuse.
+        # (A user of its own: the reuse ends every token of the user.)
+        uid, _ = make_user(self.tenant_a, "minted", "VIEWER")
+        now = int(time.time())
+        claims = {"token_type": "refresh", "exp": now + 3600, "iat": now,
+                  "jti": uuid.uuid4().hex, "user_id": uid, "tenant_id": self.tenant_a,
+                  "roles": ["VIEWER"]}
+        minted = jwt.encode(claims, key(), algorithm="HS256")
+        r = http("POST", "/api/token/refresh/", {"refresh": minted})
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(set(r.json()), {"access", "refresh"})
+        self.assertEqual(get("/api/me/", r.json()["access"]).json()["user"]["id"], uid)
+        # Its successor rotated in turn, so the grace for two tabs does not apply: a reuse.
+        r = http("POST", "/api/token/refresh/", {"refresh": r.json()["refresh"]})
+        self.assertEqual(r.status, 200, r)
+        again = http("POST", "/api/token/refresh/", {"refresh": minted})
+        self.assertEqual(again.status, 401, again)
+        self.assertEqual(again.json()["code"], "token_not_valid")
+
+
 class Me(Tenants):
     def test_me(self):
         r = get("/api/me/", self.tok["viewer_a"])

@@ -11,7 +11,9 @@
  * again from the database, so a refresh picks up role changes. An inactive user gets simplejwt's
  * (>= 5.3.1) 401 "No active account found for the given token." before any revocation or reuse
  * check, as TokenRefreshSerializer checks the user first; a deleted user's tokens are gone with
- * it (401 "Token is invalid or expired").
+ * it (401 "Token is invalid or expired"). A valid refresh token this service never issued (the
+ * Django version's before the cut-over, or PyJWT's with the same key) is adopted as the first of
+ * a family of its own (adopt_token).
  */
 #include <inttypes.h>
 #include <stdlib.h>
@@ -30,6 +32,27 @@ typedef struct token_state {
     bool grace;          /* rotated within the grace period, its successor still live */
 } token_state_t;
 
+/*
+ * A refresh token with our signature that this service never recorded was issued by the Django
+ * version before the cut-over (or by PyJWT with the same key and claims): like simplejwt, accept
+ * it, as the first token of a family of its own, when its user exists in the tenant it names.
+ * From then on it is a token like ours: presenting it again after its rotation is a reuse.
+ */
+static adi_err adopt_token(adi_ctx_t *ctx, const adi_jwt_claims_t *c, adi_str_t jti,
+                           adi_str_t tenant_id, adi_error_t *err)
+{
+    adi_str_t p[5] = {jti, adi_str_c(c->user_id), tenant_id.len > 0 ? tenant_id : ADI_STR_NULL,
+                      adi_pool_printf(ctx->pool, "%" PRId64, c->iat),
+                      adi_pool_printf(ctx->pool, "%" PRId64, c->exp)};
+    return adi_db_exec(ctx->db, NULL,
+                       "INSERT INTO auth.refresh_tokens (jti, family, user_id, tenant_id, "
+                       "issued_at, expires_at) SELECT $1, gen_random_uuid(), u.id, u.tenant_id, "
+                       "to_timestamp($4::bigint), to_timestamp($5::bigint) FROM auth.users u "
+                       "WHERE u.id = $2::uuid AND u.tenant_id IS NOT DISTINCT FROM $3::uuid "
+                       "ON CONFLICT (jti) DO NOTHING",
+                       5, p, NULL, err);
+}
+
 /* Finds the token by jti (before any tenant is known), scopes the transaction and locks the row. */
 static adi_err load_token(adi_ctx_t *ctx, const adi_jwt_claims_t *c, adi_str_t jti,
                           token_state_t *st, adi_error_t *err)
@@ -41,10 +64,14 @@ static adi_err load_token(adi_ctx_t *ctx, const adi_jwt_claims_t *c, adi_str_t j
                     &jti, &res, err);
     if (rc != ADI_OK)
         return rc;
-    if (adi_db_nrows(res) == 0 || !adi_str_eq_c(adi_db_get(res, 0, 1), c->user_id))
+    bool known = adi_db_nrows(res) > 0;
+    if (known && !adi_str_eq_c(adi_db_get(res, 0, 1), c->user_id))
         return adi_error_set(err, ADI_UNAUTHENTICATED, ADI_JWT_MSG_INVALID);
-    st->tenant_id = adi_db_get(res, 0, 0);
+    st->tenant_id =
+        known ? adi_db_get(res, 0, 0) : adi_pool_strdup(ctx->pool, adi_str_c(c->tenant_id));
     rc = auth_scope(ctx, st->tenant_id, err);
+    if (rc == ADI_OK && !known)
+        rc = adopt_token(ctx, c, jti, st->tenant_id, err);
     adi_str_t p[2] = {jti, adi_pool_printf(ctx->pool, "%" PRId64, app->refresh_grace_s)};
     if (rc == ADI_OK)
         rc = adi_db_exec(ctx->db, ctx->pool,

@@ -693,7 +693,9 @@ static void test_refresh_refused(void **state)
     assert_error(refresh(f, l->access), 401, ADI_JWT_MSG_WRONG_TYPE);
     assert_error(refresh(f, ADI_STR("not-a-token")), 401, ADI_JWT_MSG_INVALID);
 
-    /* Signed with our key but never issued (unknown jti): refused. */
+    /* Signed with our key but never issued here (the Django version's, or PyJWT's): taken into
+       a family of its own and rotated, as simplejwt accepts it; presented again, a reuse. Made
+       for a user of another tenant than it names, or an unknown user: refused. */
     adi_jwt_claims_t c;
     adi_jwt_claims_init(&c, ADI_JWT_REFRESH, adi_now_ms() / 1000, 600);
     adi_error_t err;
@@ -702,6 +704,30 @@ static void test_refresh_refused(void **state)
                      ADI_OK);
     char tok[ADI_JWT_TOKEN_MAX + 1];
     assert_int_equal(adi_jwt_sign(f->jwt, &c, tok, sizeof(tok), NULL, &err), ADI_OK);
+    auth_token_pair *adopted = body_of(f, &adi_op_auth_refresh, refresh(f, adi_str_c(tok)), 200);
+    assert_int_equal(
+        verify(f, adopted->access, ADI_JWT_ACCESS).ver,
+        sql_int(f, "SELECT token_version FROM auth.users WHERE id = $1::uuid", f->viewer_a.id));
+    assert_int_equal(sql_int(f,
+                             "SELECT count(*) FROM auth.refresh_tokens WHERE jti = $1 AND "
+                             "rotated_at IS NOT NULL",
+                             c.jti),
+                     1);
+    /* Its successor rotated in turn (no grace for two tabs then): presenting it is a reuse. */
+    body_of(f, &adi_op_auth_refresh, refresh(f, adopted->refresh), 200);
+    assert_error(refresh(f, adi_str_c(tok)), 401, AUTH_MSG_BLACKLISTED);
+    adi_jwt_claims_t other;
+    adi_jwt_claims_init(&other, ADI_JWT_REFRESH, adi_now_ms() / 1000, 600);
+    assert_int_equal(
+        adi_jwt_claims_set_ids(&other, adi_str_c(f->viewer_a.id), ADI_STR(TENANT_B), &err), ADI_OK);
+    assert_int_equal(adi_jwt_sign(f->jwt, &other, tok, sizeof(tok), NULL, &err), ADI_OK);
+    assert_error(refresh(f, adi_str_c(tok)), 401, ADI_JWT_MSG_INVALID);
+    char ghost[37];
+    adi_uuid_v4(ghost);
+    adi_jwt_claims_init(&other, ADI_JWT_REFRESH, adi_now_ms() / 1000, 600);
+    assert_int_equal(adi_jwt_claims_set_ids(&other, adi_str_c(ghost), ADI_STR(TENANT_A), &err),
+                     ADI_OK);
+    assert_int_equal(adi_jwt_sign(f->jwt, &other, tok, sizeof(tok), NULL, &err), ADI_OK);
     assert_error(refresh(f, adi_str_c(tok)), 401, ADI_JWT_MSG_INVALID);
 
     /* A deactivated user cannot refresh. */
