@@ -5,7 +5,9 @@
  * service's files by version. Every file runs in its own transaction together with its row in
  * public.adi_migrations (service, version, name, checksum, applied_at), so a file is either applied
  * and recorded or neither; running again applies nothing. A session advisory lock serialises
- * concurrent runs (a deploy Job racing an operator). A file changed after it was applied is
+ * concurrent runs on one database (a deploy Job racing an operator); runs on other databases of
+ * the same cluster can meet on the cluster-wide roles, and a file that fails that way is run
+ * again (up to five times). A file changed after it was applied is
  * reported, never re-run. The first failure stops the run: later files may depend on it.
  *
  * Migration files must not contain transaction control (BEGIN/COMMIT) of their own.
@@ -16,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "admin.h"
 
@@ -216,8 +219,41 @@ static void print_failure(const char *what, adi_db_t *db, const adi_error_t *err
     fprintf(stderr, "migrate: %s: %s%s%s\n", what, err->message, diag[0] ? " " : "", diag);
 }
 
-/* Applies one file and its record in one transaction. */
+static int apply_once(adi_db_t *db, const mig_file_t *f, const char *sql, bool may_retry,
+                      bool *again);
+
+/*
+ * Whether a failed file may simply be run again: roles are cluster-wide, so migrations of two
+ * databases of one cluster running at once (the advisory lock is per database) can meet on a
+ * role's catalog row ("tuple concurrently updated", XX000), or deadlock or fail to serialise;
+ * the file rolled back, and files are safe to apply twice.
+ */
+static bool retryable(const adi_db_t *db)
+{
+    const char *s = adi_db_sqlstate(db);
+    return strcmp(s, "XX000") == 0 || strcmp(s, "40001") == 0 || strcmp(s, "40P01") == 0;
+}
+
+/* Applies one file and its record in one transaction, again after a retryable failure. */
 static int apply(adi_db_t *db, const mig_file_t *f, const char *sql)
+{
+    int rc = ADMIN_EXIT_FAILED;
+    for (int attempt = 1; attempt <= 5; attempt++) {
+        bool again = false;
+        rc = apply_once(db, f, sql, attempt < 5, &again);
+        if (!again)
+            break;
+        fprintf(stderr, "migrate: %s: concurrent change of a shared catalog; again (%d)\n", f->path,
+                attempt);
+        struct timespec ts = {0, 50000000L * attempt};
+        nanosleep(&ts, NULL);
+    }
+    return rc;
+}
+
+/* One try of apply: `*again` when it failed retryably and `may_retry`, nothing printed then. */
+static int apply_once(adi_db_t *db, const mig_file_t *f, const char *sql, bool may_retry,
+                      bool *again)
 {
     adi_error_t err;
     adi_error_clear(&err);
@@ -235,7 +271,9 @@ static int apply(adi_db_t *db, const mig_file_t *f, const char *sql)
                     "VALUES ($1, $2::integer, $3, md5($4))",
                     4, params, NULL, &err) != ADI_OK ||
         adi_db_commit(db, &err) != ADI_OK) {
-        print_failure(f->path, db, &err);
+        *again = may_retry && retryable(db);
+        if (!*again)
+            print_failure(f->path, db, &err);
         adi_db_rollback(db);
         return ADMIN_EXIT_FAILED;
     }

@@ -36,6 +36,7 @@ struct adi_db {
     bool doomed;                     /* the server sent FATAL while idle: reset before use */
     char diag[DIAG_LEN];             /* operator-facing description of the last failure */
     char constraint[CONSTRAINT_LEN]; /* constraint named by the last failed statement */
+    char sqlstate[6];                /* SQLSTATE of the last failed statement, "" for none */
 };
 
 struct adi_db_res {
@@ -57,6 +58,7 @@ static void clear_diag(adi_db_t *db)
 {
     db->diag[0] = '\0';
     db->constraint[0] = '\0';
+    db->sqlstate[0] = '\0';
 }
 
 static adi_err conn_lost(adi_db_t *db, adi_error_t *err)
@@ -83,6 +85,7 @@ static adi_err result_error(adi_db_t *db, const PGresult *r, bool with_text, adi
     const char *cons = PQresultErrorField(r, PG_DIAG_CONSTRAINT_NAME);
     const char *table = PQresultErrorField(r, PG_DIAG_TABLE_NAME);
     snprintf(db->constraint, sizeof(db->constraint), "%s", cons != NULL ? cons : "");
+    snprintf(db->sqlstate, sizeof(db->sqlstate), "%s", state);
     const char *text = with_text ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY) : NULL;
     const char *pos = with_text ? PQresultErrorField(r, PG_DIAG_STATEMENT_POSITION) : NULL;
     snprintf(db->diag, sizeof(db->diag), "SQLSTATE %s%s%s%s%s%s%s%s%s", state,
@@ -439,6 +442,11 @@ adi_str_t adi_db_get_bytea(const adi_db_res_t *res, int row, int col)
 const char *adi_db_constraint(const adi_db_t *db)
 {
     return db->constraint;
+}
+
+const char *adi_db_sqlstate(const adi_db_t *db)
+{
+    return db->sqlstate;
 }
 
 const char *adi_db_diag(const adi_db_t *db)

@@ -327,6 +327,50 @@ static void test_repo_migrations_twice(void **state)
     adi_buf_dispose(&out);
 }
 
+/*
+ * The repository's migrations into several fresh databases of one cluster at once, as parallel
+ * tests (or several environments sharing a server) do: the roles and their settings are
+ * cluster-wide, so the runs meet on the same catalog rows; every run must still succeed.
+ */
+static void test_repo_migrations_in_parallel_databases(void **state)
+{
+    (void)state;
+    if (!repo_has_migrations())
+        skip();
+    enum { N = 4, ROUNDS = 3 };
+    for (int round = 0; round < ROUNDS; round++) {
+        char names[N][64];
+        char *urls[N];
+        proc_t procs[N];
+        for (int i = 0; i < N; i++) {
+            snprintf(names[i], sizeof(names[i]), "adi_it_par_%ld_%d_%d", (long)getpid(), round, i);
+            char sql[128];
+            snprintf(sql, sizeof(sql), "CREATE DATABASE %s", names[i]);
+            admin_sql(sql);
+            urls[i] = url_with_db(env.database_url, names[i]);
+            assert_non_null(urls[i]);
+        }
+        for (int i = 0; i < N; i++)
+            procs[i] = start(urls[i], services_dir, "migrate", NULL);
+        int failed = 0;
+        for (int i = 0; i < N; i++) {
+            adi_buf_t out;
+            if (finish(procs[i], &out) != 0) {
+                print_error("round %d, database %d:\n%s\n", round, i, out.data);
+                failed++;
+            }
+            adi_buf_dispose(&out);
+        }
+        for (int i = 0; i < N; i++) {
+            char sql[160];
+            snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS %s WITH (FORCE)", names[i]);
+            admin_sql(sql);
+            free(urls[i]);
+        }
+        assert_int_equal(failed, 0);
+    }
+}
+
 static void test_usage_and_config_errors(void **state)
 {
     (void)state;
@@ -378,6 +422,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_concurrent_runs_apply_once, fresh_setup,
                                         fresh_teardown),
         cmocka_unit_test_setup_teardown(test_repo_migrations_twice, fresh_setup, fresh_teardown),
+        cmocka_unit_test(test_repo_migrations_in_parallel_databases),
         cmocka_unit_test(test_usage_and_config_errors),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);

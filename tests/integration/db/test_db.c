@@ -341,6 +341,7 @@ static void test_conflict(void **state)
     assert_int_equal(err.code, ADI_CONFLICT);
     assert_string_equal(err.message, "conflict");
     assert_string_equal(adi_db_constraint(db), "users_email_key");
+    assert_string_equal(adi_db_sqlstate(db), "23505");
     assert_non_null(strstr(adi_db_diag(db), "23505"));
     assert_null(strstr(adi_db_diag(db), "secret-person"));
 
@@ -354,6 +355,7 @@ static void test_conflict(void **state)
     assert_int_equal(adi_db_begin(db, ADI_STR_NULL, &err), ADI_OK);
     assert_int_equal(adi_db_commit(db, &err), ADI_OK);
     assert_string_equal(adi_db_constraint(db), "");
+    assert_string_equal(adi_db_sqlstate(db), "");
 }
 
 static void test_errors_hide_values(void **state)

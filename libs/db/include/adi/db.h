@@ -141,6 +141,12 @@ bool adi_db_in_tx(const adi_db_t *db);
 const char *adi_db_constraint(const adi_db_t *db);
 
 /**
+ * The SQLSTATE of the last failed statement ("23505", "XX000", ...), "" when the last call
+ * succeeded or failed without one (a lost connection). Valid until the next call on `db`.
+ */
+const char *adi_db_sqlstate(const adi_db_t *db);
+
+/**
  * An operator-facing description of the last failure for logs: libpq's connection message for
  * connection failures, "SQLSTATE xxxxx" (plus the constraint/table when known) for statement
  * failures, plus the server's message for adi_db_exec_script (which has no parameters); never
