@@ -11,6 +11,7 @@
 
 #include <openssl/evp.h>
 
+#include "adi/crypto.h"
 #include "adi/keys.h"
 #include "tenant.h"
 
@@ -118,23 +119,9 @@ void tenant_new_token(char out[TENANT_TOKEN_LEN + 1])
 
 void tenant_signup_id(const adi_ctx_t *ctx, char out[37])
 {
-    static const char hex[] = "0123456789abcdef";
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int mdlen = 0;
     char input[512];
     int n =
         snprintf(input, sizeof(input), "tenant.signup\n%s\n%s", ctx->client_ip, ctx->request_id);
     size_t len = n < 0 ? 0 : (size_t)n < sizeof(input) ? (size_t)n : sizeof(input) - 1;
-    int ok = EVP_Digest(input, len, md, &mdlen, EVP_sha256(), NULL);
-    ADI_ASSERT(ok == 1 && mdlen >= 16);
-    md[6] = (unsigned char)((md[6] & 0x0f) | 0x80); /* version 8: custom */
-    md[8] = (unsigned char)((md[8] & 0x3f) | 0x80); /* variant RFC 9562 */
-    size_t o = 0;
-    for (int i = 0; i < 16; i++) {
-        if (i == 4 || i == 6 || i == 8 || i == 10)
-            out[o++] = '-';
-        out[o++] = hex[md[i] >> 4];
-        out[o++] = hex[md[i] & 15];
-    }
-    out[o] = '\0';
+    adi_uuid_derive((adi_str_t){input, len}, out);
 }

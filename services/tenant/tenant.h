@@ -92,7 +92,7 @@ void tenant_new_token(char out[TENANT_TOKEN_LEN + 1]);
  * The id of the tenant a signup creates, derived from the request (its id and the client's
  * address, the scope libs/svc keys idempotency on): a redelivered or retried request names the
  * same tenant, so it meets the user that auth.user_provision already stored for it instead of
- * leaving it orphaned. Written in canonical UUID form (RFC 9562 version 8) into `out`.
+ * leaving it orphaned. Written in canonical UUID form (adi_uuid_derive) into `out`.
  */
 void tenant_signup_id(const adi_ctx_t *ctx, char out[37]);
 

@@ -78,9 +78,9 @@ def member_of(admin, role):
 
 
 def derived_id(seed):
-    """adi_tasks_derive_id: SHA-256 of the seed, first 16 bytes, version 8, RFC variant."""
+    """adi_tasks_derive_id: SHA-256 of the seed, first 16 bytes, version 4, RFC variant."""
     d = bytearray(hashlib.sha256(seed.encode()).digest()[:16])
-    d[6] = (d[6] & 0x0F) | 0x80
+    d[6] = (d[6] & 0x0F) | 0x40
     d[8] = (d[8] & 0x3F) | 0x80
     return str(uuid.UUID(bytes=bytes(d)))
 

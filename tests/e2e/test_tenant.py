@@ -107,6 +107,11 @@ class Onboarding(unittest.TestCase):
         self.assertEqual(set(self.a), {"id", "name", "created_at", "admin_user_id"})
         self.assertEqual(self.a["name"], self.a_body["name"])
         self.assertRegex(self.a["created_at"], ISO)
+        # Ids look like Django's uuid4 ones (the tenant's is derived from the request, but
+        # clients' validators often accept versions 1-5 only).
+        v4 = r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$"
+        self.assertRegex(self.a["id"], v4)
+        self.assertRegex(self.a["admin_user_id"], v4)
         self.assertEqual(self.a_tok["tenant_id"], self.a["id"])
         self.assertEqual(self.a_tok["user"]["id"], self.a["admin_user_id"])
         self.assertEqual(self.a_tok["user"]["roles"], ["ADMIN"])

@@ -23,21 +23,29 @@ void adi_random(void *buf, size_t n)
     }
 }
 
-void adi_uuid_v4(char out[37])
+void adi_uuid_format(const unsigned char b[16], char out[37])
 {
     static const char hex[] = "0123456789abcdef";
-    unsigned char b[16];
-    adi_random(b, sizeof(b));
-    b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
-    b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
     size_t o = 0;
     for (int i = 0; i < 16; i++) {
+        unsigned char c = b[i];
+        if (i == 6)
+            c = (unsigned char)((c & 0x0f) | 0x40); /* version 4 */
+        else if (i == 8)
+            c = (unsigned char)((c & 0x3f) | 0x80); /* variant RFC 9562 */
         if (i == 4 || i == 6 || i == 8 || i == 10)
             out[o++] = '-';
-        out[o++] = hex[b[i] >> 4];
-        out[o++] = hex[b[i] & 0xf];
+        out[o++] = hex[c >> 4];
+        out[o++] = hex[c & 0xf];
     }
     out[o] = '\0';
+}
+
+void adi_uuid_v4(char out[37])
+{
+    unsigned char b[16];
+    adi_random(b, sizeof(b));
+    adi_uuid_format(b, out);
 }
 
 bool adi_uuid_valid(adi_str_t s)

@@ -88,6 +88,13 @@ void adi_sha256(const void *data, size_t n, unsigned char out[ADI_SHA256_LEN])
         adi_crypto__fatal("EVP_Digest");
 }
 
+void adi_uuid_derive(adi_str_t seed, char out[37])
+{
+    unsigned char md[ADI_SHA256_LEN];
+    adi_sha256(seed.ptr != NULL ? seed.ptr : "", seed.ptr != NULL ? seed.len : 0, md);
+    adi_uuid_format(md, out);
+}
+
 void adi_hmac_sha256(const void *key, size_t key_len, const void *data, size_t n,
                      unsigned char out[ADI_SHA256_LEN])
 {

@@ -125,17 +125,10 @@ adi_err adi_svc_call(adi_ctx_t *ctx, const adi_op_desc_t *op, const char *servic
     const adi_principal *p = ctx->principal;
     bool anonymous = p == NULL || (p->user_id.len == 0 && p->tenant_id.len == 0);
     if (anonymous && ctx->op != NULL) { /* a request (event handlers and chores have no op) */
-        static const char hex[] = "0123456789abcdef";
-        adi_str_t key =
-            adi_svc__idem_key(ctx->pool, p, adi_str_c(ctx->client_ip), adi_str_c(ctx->request_id));
-        unsigned char md[ADI_SHA256_LEN];
-        adi_sha256(key.ptr, key.len, md);
-        char h[33];
-        for (int i = 0; i < 16; i++) {
-            h[2 * i] = hex[md[i] >> 4];
-            h[2 * i + 1] = hex[md[i] & 15];
-        }
-        h[32] = '\0';
+        char h[37];
+        adi_uuid_derive(
+            adi_svc__idem_key(ctx->pool, p, adi_str_c(ctx->client_ip), adi_str_c(ctx->request_id)),
+            h);
         snprintf(id, sizeof(id), "%s.%u", h, n);
     } else if (strlen(ctx->request_id) + 12 < sizeof(id)) {
         snprintf(id, sizeof(id), "%s.%u", ctx->request_id, n);

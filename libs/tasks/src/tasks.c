@@ -109,19 +109,7 @@ static const char *or_empty(const char *s)
 
 void adi_tasks_derive_id(adi_str_t seed, char out[37])
 {
-    static const char hex[] = "0123456789abcdef";
-    unsigned char d[ADI_SHA256_LEN];
-    adi_sha256(seed.ptr != NULL ? seed.ptr : "", seed.ptr != NULL ? seed.len : 0, d);
-    d[6] = (unsigned char)((d[6] & 0x0f) | 0x80); /* version 8: custom */
-    d[8] = (unsigned char)((d[8] & 0x3f) | 0x80); /* variant: RFC 9562 */
-    size_t o = 0;
-    for (int i = 0; i < 16; i++) {
-        if (i == 4 || i == 6 || i == 8 || i == 10)
-            out[o++] = '-';
-        out[o++] = hex[d[i] >> 4];
-        out[o++] = hex[d[i] & 15];
-    }
-    out[o] = '\0';
+    adi_uuid_derive(seed, out);
 }
 
 /* True when `id` is a UUID in lower case (the form task ids and their state keys use). */

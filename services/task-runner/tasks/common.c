@@ -13,8 +13,8 @@
 #include <strings.h>
 
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
 
+#include "adi/crypto.h"
 #include "tasks_int.h"
 
 /* The task outcome of a callee's error code (task.h: which codes are permanent). */
@@ -133,27 +133,11 @@ void tr_wipe(adi_str_t s)
 
 void tr_derived_uuid(const char *kind, adi_str_t key, char out[37])
 {
-    static const char hex[] = "0123456789abcdef";
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int mdlen = 0;
-    EVP_MD_CTX *c = EVP_MD_CTX_new();
-    ADI_ASSERT(c != NULL);
-    int ok = EVP_DigestInit_ex(c, EVP_sha256(), NULL) == 1 &&
-             EVP_DigestUpdate(c, kind, strlen(kind)) == 1 && EVP_DigestUpdate(c, "\n", 1) == 1 &&
-             (key.len == 0 || EVP_DigestUpdate(c, key.ptr, key.len) == 1) &&
-             EVP_DigestFinal_ex(c, md, &mdlen) == 1;
-    EVP_MD_CTX_free(c);
-    ADI_ASSERT(ok && mdlen >= 16);
-    md[6] = (unsigned char)((md[6] & 0x0f) | 0x80); /* version 8: custom */
-    md[8] = (unsigned char)((md[8] & 0x3f) | 0x80); /* variant RFC 9562 */
-    size_t o = 0;
-    for (int i = 0; i < 16; i++) {
-        if (i == 4 || i == 6 || i == 8 || i == 10)
-            out[o++] = '-';
-        out[o++] = hex[md[i] >> 4];
-        out[o++] = hex[md[i] & 15];
-    }
-    out[o] = '\0';
+    adi_buf_t seed;
+    adi_buf_init(&seed);
+    adi_buf_printf(&seed, "%s\n%.*s", kind, (int)key.len, key.ptr != NULL ? key.ptr : "");
+    adi_uuid_derive((adi_str_t){seed.data, seed.len}, out);
+    adi_buf_dispose(&seed);
 }
 
 const char *tr_cstr(adi_pool_t *pool, adi_str_t s)

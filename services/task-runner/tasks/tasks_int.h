@@ -64,7 +64,7 @@ adi_err tr_task_tenant(const tr_task_ctx_t *ctx, adi_str_t arg, adi_str_t *out, 
 void tr_wipe(adi_str_t s);
 
 /**
- * A UUID (RFC 9562 version 8) derived from SHA-256 of `kind`, "\n" and `key`: the same inputs
+ * A UUID derived (adi_uuid_derive) from SHA-256 of `kind`, "\n" and `key`: the same inputs
  * give the same id, so a task that runs again after a lost acknowledgement repeats its ids
  * (e.g. an audit event the writer then inserts once). Writes 36 characters plus NUL.
  */

@@ -205,6 +205,18 @@ static void test_sha256_hmac(void **state)
     assert_string_equal(h, "b613679a0814d9ec772f95d778c35fc5ff1697c493715653c6c712144292c5ad");
 }
 
+/* Derived ids: python3 uuid.UUID(bytes=sha256(seed)[:16]) with the v4 and variant bits set. */
+static void test_uuid_derive(void **state)
+{
+    (void)state;
+    char u[37];
+    adi_uuid_derive(ADI_STR_NULL, u);
+    assert_string_equal(u, "e3b0c442-98fc-4c14-9afb-f4c8996fb924");
+    adi_uuid_derive(ADI_STR("tenant.signup\n127.0.0.1\nabc"), u);
+    assert_string_equal(u, "8fcfe9cf-78aa-45b4-9bd1-e917f001df9b");
+    assert_true(adi_uuid_valid(adi_str_c(u)));
+}
+
 static void test_equal_random_secret(void **state)
 {
     (void)state;
@@ -252,9 +264,13 @@ static void test_equal_random_secret(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_rfc4648_vectors),        cmocka_unit_test(test_url_alphabet),
-        cmocka_unit_test(test_decode_rejects_garbage), cmocka_unit_test(test_buffer_bounds),
-        cmocka_unit_test(test_large_round_trip),       cmocka_unit_test(test_sha256_hmac),
+        cmocka_unit_test(test_rfc4648_vectors),
+        cmocka_unit_test(test_url_alphabet),
+        cmocka_unit_test(test_decode_rejects_garbage),
+        cmocka_unit_test(test_buffer_bounds),
+        cmocka_unit_test(test_large_round_trip),
+        cmocka_unit_test(test_sha256_hmac),
+        cmocka_unit_test(test_uuid_derive),
         cmocka_unit_test(test_equal_random_secret),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -122,6 +122,12 @@ size_t adi_time_iso(int64_t us, char out[40]);
 void adi_random(void *buf, size_t n);
 /** Writes a random (v4) UUID in canonical lower-case form plus NUL into `out` (37 bytes). */
 void adi_uuid_v4(char out[37]);
+/**
+ * Writes the 16 bytes `b` as a UUID with the version 4 and RFC 9562 variant bits set, in
+ * canonical lower-case form plus NUL, into `out` (37 bytes). For ids derived from a hash: they
+ * look like any v4 id to a client's validator.
+ */
+void adi_uuid_format(const unsigned char b[16], char out[37]);
 /** True when `s` is a canonical UUID (8-4-4-4-12 hex digits, either case). */
 bool adi_uuid_valid(adi_str_t s);
 

@@ -57,6 +57,13 @@ void adi_crypto_random(void *buf, size_t n);
 /** SHA-256 of `n` bytes at `data` into `out`. Aborts if OpenSSL fails. */
 void adi_sha256(const void *data, size_t n, unsigned char out[ADI_SHA256_LEN]);
 
+/**
+ * An id derived from `seed` (NULL = empty): the first 16 bytes of its SHA-256 as a UUID
+ * (adi_uuid_format), so the same seed always names the same thing (a retried request's tenant
+ * or task) and different seeds never meet in practice.
+ */
+void adi_uuid_derive(adi_str_t seed, char out[37]);
+
 /** HMAC-SHA256 of `n` bytes at `data` under `key` (any length, may be 0) into `out`. */
 void adi_hmac_sha256(const void *key, size_t key_len, const void *data, size_t n,
                      unsigned char out[ADI_SHA256_LEN]);

@@ -80,8 +80,8 @@ adi_err adi_tasks_enqueue(adi_bus_t *bus, const adi_task_spec_t *spec, char id[3
                           adi_error_t *err);
 
 /**
- * A task id derived from `seed`: the first 16 bytes of SHA-256(seed) as a lower-case UUID of
- * version 8 (RFC 9562, custom) and the RFC variant, written as 36 characters plus NUL. The same
+ * A task id derived from `seed` (adi_uuid_derive: the first 16 bytes of SHA-256(seed) as a
+ * lower-case UUID with the v4 bits), written as 36 characters plus NUL. The same
  * seed always gives the same id, e.g. "tasks.enqueue:" + the request's scoped id, so a redelivered
  * request enqueues under the id its first delivery used.
  */
