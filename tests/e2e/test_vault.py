@@ -17,7 +17,7 @@ from gw_e2e import env, http, wait_for
 PASSWORD = "e2e-password-1"
 NOT_FOUND = {"detail": "Not found."}
 NO_CREDS = {"detail": "Authentication credentials were not provided."}
-ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}[+-]\d\d:\d\d$")
+ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{6})?[+-]\d\d:\d\d$")
 KEYS = {"id", "provider", "account_id", "expires_at", "created_at", "updated_at"}
 UNIQUE = {"non_field_errors": ["The fields tenant, provider, account_id must make a unique set."]}
 BASE = "/api/platform-credentials/"
@@ -84,6 +84,15 @@ class Credentials(unittest.TestCase):
     def assert_no_token(self, r):
         self.assertNotIn(MARK, r.body.decode() if isinstance(r.body, bytes) else str(r.body))
 
+    def test_naive_datetime_is_time_zone_local(self):
+        # DRF makes a datetime without an offset aware in TIME_ZONE (America/Jamaica here).
+        r, _ = self.create(expires_at="2027-06-01T12:00:00")
+        self.assertEqual(r.status, 201, r)
+        self.assertEqual(r.json()["expires_at"], "2027-06-01T12:00:00-05:00")
+        r, _ = self.create(expires_at="2027-06-01T12:00:00.25+02:00")
+        self.assertEqual(r.status, 201, r)
+        self.assertEqual(r.json()["expires_at"], "2027-06-01T05:00:00.250000-05:00")
+
     def test_crud(self):
         r, body = self.create(expires_at="2030-01-02T03:04:05Z")
         self.assertEqual(r.status, 201, r)
@@ -93,6 +102,8 @@ class Credentials(unittest.TestCase):
         self.assertEqual((c["provider"], c["account_id"]), ("META", body["account_id"]))
         self.assertRegex(c["created_at"], ISO)
         self.assertRegex(c["expires_at"], ISO)
+        # Rendered in TIME_ZONE, a whole second without a fraction, as Django's isoformat().
+        self.assertEqual(c["expires_at"], "2030-01-01T22:04:05-05:00")
         url = f"{BASE}{c['id']}/"
 
         r = http("GET", url, headers=self.viewer)

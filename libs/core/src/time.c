@@ -51,8 +51,11 @@ size_t adi_time_iso(int64_t us, char out[40])
     char sign = off < 0 ? '-' : '+';
     if (off < 0)
         off = -off;
-    int n = snprintf(out, 40, "%04d-%02d-%02dT%02d:%02d:%02d.%06ld%c%02ld:%02ld", tm.tm_year + 1900,
-                     tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (long)frac, sign,
+    char fraction[8] = ""; /* Python's isoformat(): no ".000000" for a whole second */
+    if (frac != 0)
+        snprintf(fraction, sizeof(fraction), ".%06ld", (long)frac);
+    int n = snprintf(out, 40, "%04d-%02d-%02dT%02d:%02d:%02d%s%c%02ld:%02ld", tm.tm_year + 1900,
+                     tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, fraction, sign,
                      off / 3600, (off % 3600) / 60);
     return n < 0 ? 0 : (size_t)n;
 }

@@ -542,6 +542,11 @@ int adi_svc_run(const adi_svc_def_t *def, int argc, char **argv)
     if (bad > 0)
         return 2;
     adi_time_zone_set(cfg.time_zone);
+    /* Every PostgreSQL session (libpq sends PGTZ at each connect, reconnects too) runs in the
+       same zone, so a timestamp a client sends without an offset is that zone's local time, as
+       Django made naive datetimes aware in TIME_ZONE. */
+    if (cfg.time_zone != NULL && cfg.time_zone[0] != '\0')
+        setenv("PGTZ", cfg.time_zone, 1);
     adi_log_init(def->name, (adi_log_level)level);
     adi_cfg_log(rows, NCOMMON, &cfg);
     if (nextra > 0)

@@ -111,7 +111,8 @@ int64_t adi_mono_ms(void);
 void adi_time_zone_set(const char *tz);
 /**
  * Formats `us` (microseconds since the epoch) as ISO 8601 with microseconds and the UTC offset of
- * the process time zone, e.g. 2026-11-23T19:51:09.354026-05:00 (the Django rendering).
+ * the process time zone, e.g. 2026-11-23T19:51:09.354026-05:00 (the Django rendering, Python's
+ * isoformat(): a whole second has no fraction, 2026-11-23T19:51:09-05:00).
  * `out` must hold 40 bytes. Returns the length written. Thread-safe.
  */
 size_t adi_time_iso(int64_t us, char out[40]);
