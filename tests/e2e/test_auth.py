@@ -356,6 +356,20 @@ class Users(Tenants):
         self.assertEqual(r.status, 400, r)
         self.assertEqual(r.json(), {"email": ["Enter a valid email address."],
                                     "password": ["Ensure this field has at least 8 characters."]})
+        r = http("POST", "/api/users/", {"email": "blank@e2e.example", "password": " " * 8},
+                 headers=bearer(self.tok["admin_a"]))
+        self.assertEqual((r.status, r.json()), (400, {"password": ["This field may not be blank."]}))
+
+    def test_create_trims_like_drf(self):
+        # DRF's CharField and EmailField strip surrounding whitespace before their checks.
+        email = f"trim-{uuid.uuid4().hex[:8]}@e2e.example"
+        r = http("POST", "/api/users/", {"email": f"  {email} ", "password": " long-enough ",
+                                         "first_name": " Sp ", "last_name": "\tLace\n"},
+                 headers=bearer(self.tok["admin_a"]))
+        self.assertEqual(r.status, 201, r)
+        self.assertEqual((r.json()["email"], r.json()["first_name"], r.json()["last_name"]),
+                         (email, "Sp", "Lace"))
+        self.assertEqual(login(email, "long-enough").status, 200)
 
 
 class Roles(Tenants):

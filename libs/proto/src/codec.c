@@ -42,6 +42,7 @@ typedef struct dec {
     adi_pool_t *pool; /* where nested structs, lists and converted strings go */
     adi_error_t *err; /* collects the field errors */
     bool failed;      /* at least one error was recorded */
+    bool trim;        /* client input: strip plain and e-mail strings (adi_proto_decode_input) */
 } dec_t;
 
 #define MSG_TOO_DEEP "Nesting too deep."
@@ -575,6 +576,14 @@ static bool dec_str(dec_t *c, const adi_field_desc_t *f, const adi_mp_item_t *it
         }
         return false;
     }
+    if (c->trim && (f->fmt == ADI_FMT_NONE || f->fmt == ADI_FMT_EMAIL)) {
+        while (s.len > 0 && is_space(s.ptr[0])) {
+            s.ptr++;
+            s.len--;
+        }
+        while (s.len > 0 && is_space(s.ptr[s.len - 1]))
+            s.len--;
+    }
     if (!utf8_count(s.ptr, s.len, &chars)) {
         fail(c, p, "Not a valid string.");
         return false;
@@ -894,8 +903,8 @@ static adi_err malformed(adi_error_t *err)
     return adi_error_field(err, "non_field_errors", "Malformed message.");
 }
 
-adi_err adi_proto_decode(const adi_msg_desc_t *d, const char *buf, size_t len, adi_pool_t *pool,
-                         void *out, adi_error_t *err)
+static adi_err decode(const adi_msg_desc_t *d, const char *buf, size_t len, adi_pool_t *pool,
+                      void *out, adi_error_t *err, bool trim)
 {
     adi_mp_reader_t r;
     /* Validate the whole structure first, so a malformed message fills nothing. */
@@ -903,11 +912,23 @@ adi_err adi_proto_decode(const adi_msg_desc_t *d, const char *buf, size_t len, a
     if (len == 0 || !adi_proto__mp_skip(&r) || r.p != r.end)
         return malformed(err);
 
-    dec_t c = {pool, err, false};
+    dec_t c = {pool, err, false, trim};
     path_t p = {{0}, 0};
     adi_proto__mp_init(&r, buf, len);
     dec_msg(&c, d, &r, out, &p, 1);
     return c.failed ? ADI_INVALID : ADI_OK;
+}
+
+adi_err adi_proto_decode(const adi_msg_desc_t *d, const char *buf, size_t len, adi_pool_t *pool,
+                         void *out, adi_error_t *err)
+{
+    return decode(d, buf, len, pool, out, err, false);
+}
+
+adi_err adi_proto_decode_input(const adi_msg_desc_t *d, const char *buf, size_t len,
+                               adi_pool_t *pool, void *out, adi_error_t *err)
+{
+    return decode(d, buf, len, pool, out, err, true);
 }
 
 static int buf_write(void *data, const char *buf, size_t len)
@@ -957,7 +978,7 @@ static void check_msg(const adi_msg_desc_t *d, const void *msg, path_t *p, dec_t
 
 adi_err adi_proto_check_required(const adi_msg_desc_t *d, const void *msg, adi_error_t *err)
 {
-    dec_t c = {NULL, err, false};
+    dec_t c = {NULL, err, false, false};
     path_t p = {{0}, 0};
     check_msg(d, msg, &p, &c, 1);
     return c.failed ? ADI_INVALID : ADI_OK;

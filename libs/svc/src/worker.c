@@ -291,9 +291,9 @@ static adi_err decode_request(request_t *r, void *req)
     adi_envelope *env = r->env;
     adi_err rc = ADI_OK;
     if (has_raw(env->body, ADI_IS_NULL(adi_envelope, env, body)))
-        rc = adi_proto_decode(d, env->body.ptr, env->body.len, &r->pool, req, &r->err);
+        rc = adi_proto_decode_input(d, env->body.ptr, env->body.len, &r->pool, req, &r->err);
     if (rc == ADI_OK && has_raw(env->params, ADI_IS_NULL(adi_envelope, env, params)))
-        rc = adi_proto_decode(d, env->params.ptr, env->params.len, &r->pool, req, &r->err);
+        rc = adi_proto_decode_input(d, env->params.ptr, env->params.len, &r->pool, req, &r->err);
     if (rc == ADI_OK)
         rc = adi_proto_check_required(d, req, &r->err);
     return rc;

@@ -176,8 +176,57 @@ static void test_blank(void **state)
     good_str(f, "blank", "");
     assert_non_null(f->out.blank.ptr);
     assert_int_equal(f->out.blank.len, 0);
-    /* Whitespace is not blank (no trimming). */
+    /* Whitespace is not blank (no trimming): internal messages are taken as they are. */
     good_str(f, "s", "  ");
+}
+
+/* Client input (adi_proto_decode_input) is trimmed as DRF's CharField and EmailField do. */
+static void test_input_trimmed(void **state)
+{
+    fixture_t *f = *state;
+    adi_buf_reset(&f->mp.buf);
+    msgpack_pack_map(&f->mp.pk, 5);
+    pt_str(&f->mp, "s");
+    pt_str(&f->mp, " \t abc \r\n");
+    pt_str(&f->mp, "email");
+    pt_str(&f->mp, "  a@b.example ");
+    pt_str(&f->mp, "blank");
+    pt_str(&f->mp, "   ");
+    pt_str(&f->mp, "uuid");
+    pt_str(&f->mp, " 6f1c0f6e-9a51-4a87-bb1c-0d3b7a0c1a11");
+    pt_str(&f->mp, "color");
+    pt_str(&f->mp, "red ");
+    memset(&f->out, 0, sizeof(f->out));
+    assert_int_equal(adi_proto_decode_input(&t_all_desc, f->mp.buf.data, f->mp.buf.len, &f->pool,
+                                            &f->out, &f->err),
+                     ADI_INVALID);
+    assert_true(adi_str_eq_c(f->out.s, "abc"));
+    assert_true(adi_str_eq_c(f->out.email, "a@b.example"));
+    assert_int_equal(f->out.blank.len, 0);
+    /* UUIDs and choices are taken as sent, as DRF does: the spaces make them invalid. */
+    assert_true(pt_has(&f->err, "uuid", "Must be a valid UUID."));
+    assert_true(pt_has(&f->err, "color", "\"red \" is not a valid choice."));
+    assert_int_equal(f->err.nfields, 2);
+
+    /* Only whitespace: blank; the length is counted after trimming. */
+    adi_error_clear(&f->err);
+    adi_buf_reset(&f->mp.buf);
+    msgpack_pack_map(&f->mp.pk, 1);
+    pt_str(&f->mp, "s");
+    pt_str(&f->mp, "        ");
+    assert_int_equal(adi_proto_decode_input(&t_all_desc, f->mp.buf.data, f->mp.buf.len, &f->pool,
+                                            &f->out, &f->err),
+                     ADI_INVALID);
+    assert_true(pt_has(&f->err, "s", "This field may not be blank."));
+    adi_error_clear(&f->err);
+    adi_buf_reset(&f->mp.buf);
+    msgpack_pack_map(&f->mp.pk, 1);
+    pt_str(&f->mp, "s");
+    pt_str(&f->mp, "  a  ");
+    assert_int_equal(adi_proto_decode_input(&t_all_desc, f->mp.buf.data, f->mp.buf.len, &f->pool,
+                                            &f->out, &f->err),
+                     ADI_INVALID);
+    assert_true(pt_has(&f->err, "s", "Ensure this field has at least 2 characters."));
 }
 
 static void test_lengths(void **state)
@@ -789,6 +838,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_required, setup, teardown),
         cmocka_unit_test_setup_teardown(test_null, setup, teardown),
         cmocka_unit_test_setup_teardown(test_blank, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_input_trimmed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lengths, setup, teardown),
         cmocka_unit_test_setup_teardown(test_not_a_string, setup, teardown),
         cmocka_unit_test_setup_teardown(test_email, setup, teardown),

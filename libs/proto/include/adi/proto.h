@@ -113,6 +113,16 @@ struct adi_msg_desc {
 adi_err adi_proto_decode(const adi_msg_desc_t *d, const char *buf, size_t len, adi_pool_t *pool,
                          void *out, adi_error_t *err);
 
+/**
+ * adi_proto_decode as a DRF serializer reads a client's input: the value of a plain or e-mail
+ * string field (CharField, EmailField) loses its surrounding whitespace before it is checked
+ * (trim_whitespace, DRF's default), so " a@b.example " is an e-mail and "   " is blank. UUIDs,
+ * choices and datetimes are taken as sent, as DRF does. For requests; internal messages are
+ * decoded as they are.
+ */
+adi_err adi_proto_decode_input(const adi_msg_desc_t *d, const char *buf, size_t len,
+                               adi_pool_t *pool, void *out, adi_error_t *err);
+
 /** Like adi_proto_decode, from an already unpacked object that lives as long as `out`. */
 adi_err adi_proto_decode_obj(const adi_msg_desc_t *d, const struct msgpack_object *obj,
                              adi_pool_t *pool, void *out, adi_error_t *err);
