@@ -372,6 +372,31 @@ class Users(Tenants):
         self.assertEqual(login(email, "long-enough").status, 200)
 
 
+class AdminCli(Tenants):
+    def test_errors(self):
+        # The operators' commands refuse bad input with a message and an exit code (2 usage,
+        # 1 the work failed) and never print the password.
+        def fails(code, want, *args):
+            p = admin_cli(*args, check=False)
+            self.assertEqual(p.returncode, code, (args, p.stdout, p.stderr))
+            self.assertIn(want, p.stderr, args)
+            self.assertNotIn(PASSWORD, p.stdout + p.stderr)
+
+        pw = ("--password-env", "ADI_E2E_PASSWORD")
+        fails(1, "a user with this e-mail already exists in that tenant",
+              "create-user", "--tenant", self.tenant_a, "--email", self.viewer_a_email, *pw)
+        fails(1, "a user with this e-mail already exists",
+              "createsuperuser", "--email", self.root_email, *pw)
+        fails(2, "email: Enter a valid email address.",
+              "create-user", "--tenant", self.tenant_a, "--email", "not-an-email", *pw)
+        fails(2, "ADI_E2E_UNSET_VARIABLE", "create-user", "--tenant", self.tenant_a,
+              "--email", "unset@e2e.example", "--password-env", "ADI_E2E_UNSET_VARIABLE")
+        fails(2, "--password-env VAR is required",
+              "create-user", "--tenant", self.tenant_a, "--email", "nopw@e2e.example")
+        fails(1, "no user has this e-mail", "deactivate-user", "--email",
+              f"nobody-{uuid.uuid4().hex[:8]}@e2e.example")
+
+
 class Roles(Tenants):
     def test_list_is_the_callers_tenant(self):
         r = get("/api/user-roles/", self.tok["viewer_a"])
