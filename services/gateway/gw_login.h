@@ -60,7 +60,8 @@ gw_login_outcome_t gw_login_outcome(int status, bool from_auth);
 
 /**
  * Writes the account key "gw:{login}:a:<hex sha256 of the ASCII-lower-cased username>" into
- * `out`. Returns false (out = "") for an empty username or one longer than GW_LOGIN_USER_MAX.
+ * `out`, the username without surrounding whitespace (as auth reads it). Returns false
+ * (out = "") for an empty or blank username or one longer than GW_LOGIN_USER_MAX.
  */
 bool gw_login_account_key(adi_str_t username, char out[GW_LOGIN_KEY_MAX + 1]);
 

@@ -72,10 +72,25 @@ gw_login_outcome_t gw_login_outcome(int status, bool from_auth)
     return GW_LOGIN_VOID;
 }
 
+/* Whitespace that auth strips from the username (DRF's trim_whitespace; adi_proto_decode_input). */
+static bool is_space(char c)
+{
+    return c == ' ' || (c >= '\t' && c <= '\r');
+}
+
 bool gw_login_account_key(adi_str_t username, char out[GW_LOGIN_KEY_MAX + 1])
 {
     out[0] = '\0';
-    if (username.ptr == NULL || username.len == 0 || username.len > GW_LOGIN_USER_MAX)
+    if (username.ptr == NULL || username.len > GW_LOGIN_USER_MAX)
+        return false;
+    /* Auth logs " a@b " in as "a@b": padding must not be a way around the account's counter. */
+    while (username.len > 0 && is_space(username.ptr[0])) {
+        username.ptr++;
+        username.len--;
+    }
+    while (username.len > 0 && is_space(username.ptr[username.len - 1]))
+        username.len--;
+    if (username.len == 0)
         return false;
     char lower[GW_LOGIN_USER_MAX];
     for (size_t i = 0; i < username.len; i++) {

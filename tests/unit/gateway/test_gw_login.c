@@ -29,6 +29,10 @@ static void test_keys(void **state)
     /* Case does not matter: the same account. */
     assert_true(gw_login_account_key(ADI_STR("Admin@Example.COM"), b));
     assert_string_equal(a, b);
+    /* Nor does padding, which auth strips: no fresh counter per whitespace variant. */
+    assert_true(gw_login_account_key(ADI_STR(" \tadmin@example.com\r\n "), b));
+    assert_string_equal(a, b);
+    assert_false(gw_login_account_key(ADI_STR("   "), b));
     assert_true(gw_login_account_key(ADI_STR("other@example.com"), b));
     assert_string_not_equal(a, b);
     /* Empty or longer than the API allows: no account key. */
