@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <errno.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -204,6 +205,41 @@ int itest_wait_child(pid_t pid)
     while (waitpid(pid, &status, 0) < 0)
         assert_int_equal(errno, EINTR);
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+}
+
+pid_t itest_spawn_auth(const char *auth_bin, const char *name, const char *redis_url,
+                       const char *dbname, int workers, const char *const *extra)
+{
+    char log[512], url[256], key[65], nworkers[16];
+    snprintf(log, sizeof(log), "%s/logs", itest_env("ADI_TEST_DIR"));
+    mkdir(log, 0755);
+    snprintf(log, sizeof(log), "%s/logs/%s.log", itest_env("ADI_TEST_DIR"), name);
+    snprintf(url, sizeof(url), "postgresql://adi_auth@127.0.0.1:%s/%s", itest_env("ADI_PG_PORT"),
+             dbname);
+    snprintf(nworkers, sizeof(nworkers), "%d", workers);
+    unsigned char raw[32];
+    adi_random(raw, sizeof(raw));
+    for (int i = 0; i < 32; i++)
+        snprintf(key + 2 * i, 3, "%02x", raw[i]);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        FILE *f = freopen(log, "w", stdout);
+        if (f == NULL || dup2(STDOUT_FILENO, STDERR_FILENO) < 0)
+            _exit(126);
+        setenv("REDIS_URL", redis_url, 1);
+        setenv("DATABASE_URL", url, 1);
+        setenv("OPS_PORT", "0", 1);
+        setenv("WORKERS", nworkers, 1);
+        setenv("CONSUMER_NAME", name, 1);
+        setenv("JWT_SIGNING_KEY", key, 1);
+        setenv("PASSWORD_ITERATIONS", "1000", 1);
+        for (size_t i = 0; extra != NULL && extra[i] != NULL; i++)
+            putenv((char *)(uintptr_t)extra[i]); /* the child execs at once */
+        execl(auth_bin, auth_bin, (char *)NULL);
+        _exit(127);
+    }
+    return pid;
 }
 
 void itest_migrate(const char *admin_bin, const char *mig_dir, const char *admin_url)

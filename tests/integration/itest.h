@@ -64,4 +64,14 @@ int itest_wait_child(pid_t pid);
  */
 void itest_migrate(const char *admin_bin, const char *mig_dir, const char *admin_url);
 
+/**
+ * Starts the adi-auth binary `auth_bin` as a child of an in-process service test and returns its
+ * pid: consumer name `name` (its log in $ADI_TEST_DIR/logs/<name>.log), REDIS_URL `redis_url`,
+ * DATABASE_URL as the role adi_auth on database `dbname` of the harness cluster, `workers`
+ * workers, a fresh random JWT_SIGNING_KEY, PASSWORD_ITERATIONS=1000, an ops port picked by
+ * itself, plus the KEY=VALUE settings of the NULL-terminated `extra` (may be NULL).
+ */
+pid_t itest_spawn_auth(const char *auth_bin, const char *name, const char *redis_url,
+                       const char *dbname, int workers, const char *const *extra);
+
 #endif

@@ -111,37 +111,6 @@ static void nap_ms(long ms)
     nanosleep(&ts, NULL);
 }
 
-static pid_t spawn_auth(void)
-{
-    char log[512], url[256], key[65];
-    snprintf(log, sizeof(log), "%s/logs", itest_env("ADI_TEST_DIR"));
-    mkdir(log, 0755);
-    snprintf(log, sizeof(log), "%s/logs/tasks-impl-itest-auth.log", itest_env("ADI_TEST_DIR"));
-    snprintf(url, sizeof(url), "postgresql://adi_auth@127.0.0.1:%s/%s", itest_env("ADI_PG_PORT"),
-             W.dbname);
-    unsigned char raw[32];
-    adi_random(raw, sizeof(raw));
-    for (int i = 0; i < 32; i++)
-        snprintf(key + 2 * i, 3, "%02x", raw[i]);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        FILE *f = freopen(log, "w", stdout);
-        if (f == NULL || dup2(STDOUT_FILENO, STDERR_FILENO) < 0)
-            _exit(126);
-        setenv("REDIS_URL", W.redis_url, 1);
-        setenv("DATABASE_URL", url, 1);
-        setenv("OPS_PORT", "0", 1);
-        setenv("WORKERS", "2", 1);
-        setenv("CONSUMER_NAME", "tasks-impl-itest-auth", 1);
-        setenv("JWT_SIGNING_KEY", key, 1);
-        setenv("PASSWORD_ITERATIONS", "1000", 1);
-        execl(auth_bin, auth_bin, (char *)NULL);
-        _exit(127);
-    }
-    return pid;
-}
-
 /* Starts mail_sink.py storing in a fresh folder; with `auth` it requires user:SINK_SECRET. */
 static void sink_start(sink_t *s, const char *name, bool auth)
 {
@@ -377,7 +346,8 @@ static int world_setup(void **state)
     adi_error_clear(&err);
     assert_int_equal(adi_db_connect(url, &W.db, &err), ADI_OK);
 
-    W.auth_pid = spawn_auth();
+    W.auth_pid =
+        itest_spawn_auth(auth_bin, "tasks-impl-itest-auth", W.redis_url, W.dbname, 2, NULL);
     start_services();
     adi_bus_opts_t bo = {.url = W.redis_url, .reply_stream = REPLIES};
     assert_int_equal(adi_bus_new(&bo, &W.bus, &err), ADI_OK);

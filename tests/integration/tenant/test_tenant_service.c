@@ -83,38 +83,6 @@ static void nap_ms(long ms)
     nanosleep(&ts, NULL);
 }
 
-static pid_t spawn_auth(void)
-{
-    char log[512], url[256], key[65];
-    snprintf(log, sizeof(log), "%s/logs", itest_env("ADI_TEST_DIR"));
-    mkdir(log, 0755);
-    snprintf(log, sizeof(log), "%s/logs/tenant-itest-auth.log", itest_env("ADI_TEST_DIR"));
-    snprintf(url, sizeof(url), "postgresql://adi_auth@127.0.0.1:%s/%s", itest_env("ADI_PG_PORT"),
-             W.dbname);
-    unsigned char raw[32];
-    adi_random(raw, sizeof(raw));
-    for (int i = 0; i < 32; i++)
-        snprintf(key + 2 * i, 3, "%02x", raw[i]);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        FILE *f = freopen(log, "w", stdout);
-        if (f == NULL || dup2(STDOUT_FILENO, STDERR_FILENO) < 0)
-            _exit(126);
-        setenv("REDIS_URL", W.redis_url, 1);
-        setenv("DATABASE_URL", url, 1);
-        setenv("OPS_PORT", "0", 1);
-        setenv("WORKERS", "3", 1);
-        setenv("CONSUMER_NAME", "tenant-itest-auth", 1);
-        setenv("JWT_SIGNING_KEY", key, 1);
-        setenv("PASSWORD_ITERATIONS", "1000", 1);
-        setenv("SETTLE_AFTER_S", "3", 1); /* users of failed requests go within seconds */
-        execl(auth_bin, auth_bin, (char *)NULL);
-        _exit(127);
-    }
-    return pid;
-}
-
 /* Sends `op` to `stream` with `body` (and the path id in params when not NULL). */
 static void send_req(adi_pool_t *pool, const char *stream, const char *id, const char *op,
                      adi_principal *p, adi_str_t body, const char *path_id, int64_t deadline_ms)
@@ -250,7 +218,9 @@ static int world_setup(void **state)
     adi_error_clear(&err);
     assert_int_equal(adi_db_connect(url, &W.db, &err), ADI_OK);
 
-    W.auth_pid = spawn_auth();
+    /* Users of failed requests go within seconds (the settle chore). */
+    static const char *const settle[] = {"SETTLE_AFTER_S=3", NULL};
+    W.auth_pid = itest_spawn_auth(auth_bin, "tenant-itest-auth", W.redis_url, W.dbname, 3, settle);
     snprintf(W.tenant_url, sizeof(W.tenant_url), "postgresql://adi_tenant@127.0.0.1:%s/%s",
              itest_env("ADI_PG_PORT"), W.dbname);
     adi_svc_config_defaults(&W.cfg, 0);
