@@ -207,6 +207,46 @@ int itest_wait_child(pid_t pid)
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
 }
 
+void itest_scratch_db(const char *name, const char *admin_bin, const char *services_dir,
+                      const char *const *services, char *mig_dir, size_t n, adi_db_t **root,
+                      adi_db_t **db)
+{
+    snprintf(mig_dir, n, "%s/%s-migrations", itest_env("ADI_TEST_DIR"), name);
+    assert_int_equal(mkdir(mig_dir, 0755), 0);
+    for (size_t i = 0; services[i] != NULL; i++) {
+        char from[1024], to[1024];
+        snprintf(from, sizeof(from), "%s/%s", services_dir, services[i]);
+        snprintf(to, sizeof(to), "%s/%s", mig_dir, services[i]);
+        assert_int_equal(symlink(from, to), 0);
+    }
+    *root = itest_db();
+    char sql[256], url[256];
+    snprintf(sql, sizeof(sql), "CREATE DATABASE %s", name);
+    itest_sql(*root, sql);
+    snprintf(url, sizeof(url), "postgresql://postgres@127.0.0.1:%s/%s", itest_env("ADI_PG_PORT"),
+             name);
+    itest_migrate(admin_bin, mig_dir, url);
+    adi_error_t err;
+    adi_error_clear(&err);
+    assert_int_equal(adi_db_connect(url, db, &err), ADI_OK);
+}
+
+void itest_scratch_db_drop(const char *name, const char *mig_dir, const char *const *services,
+                           adi_db_t *root, adi_db_t *db)
+{
+    adi_db_free(db);
+    char sql[256];
+    snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS %s WITH (FORCE)", name);
+    itest_sql(root, sql);
+    adi_db_free(root);
+    for (size_t i = 0; services[i] != NULL; i++) {
+        char path[1024];
+        snprintf(path, sizeof(path), "%s/%s", mig_dir, services[i]);
+        unlink(path);
+    }
+    rmdir(mig_dir);
+}
+
 pid_t itest_spawn_auth(const char *auth_bin, const char *name, const char *redis_url,
                        const char *dbname, int workers, const char *const *extra)
 {

@@ -65,6 +65,20 @@ int itest_wait_child(pid_t pid);
 void itest_migrate(const char *admin_bin, const char *mig_dir, const char *admin_url);
 
 /**
+ * A database `name` of the test's own on the harness cluster with the migrations of `services`
+ * (NULL-terminated folder names under `services_dir`) applied by `admin_bin` through a
+ * MIGRATIONS_DIR of links made in `mig_dir` (set to $ADI_TEST_DIR/<name>-migrations; `n` bytes).
+ * *root is an admin connection to the harness database, *db one to the new database.
+ */
+void itest_scratch_db(const char *name, const char *admin_bin, const char *services_dir,
+                      const char *const *services, char *mig_dir, size_t n, adi_db_t **root,
+                      adi_db_t **db);
+
+/** Undoes itest_scratch_db: closes `db`, drops the database, closes `root`, removes the links. */
+void itest_scratch_db_drop(const char *name, const char *mig_dir, const char *const *services,
+                           adi_db_t *root, adi_db_t *db);
+
+/**
  * Starts the adi-auth binary `auth_bin` as a child of an in-process service test and returns its
  * pid: consumer name `name` (its log in $ADI_TEST_DIR/logs/<name>.log), REDIS_URL `redis_url`,
  * DATABASE_URL as the role adi_auth on database `dbname` of the harness cluster, `workers`

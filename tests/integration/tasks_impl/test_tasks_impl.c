@@ -58,6 +58,8 @@
 #define SINK_SECRET  "sink-pass-Zq9"
 
 static const char *admin_bin, *auth_bin, *services_dir, *sink_py;
+/* The schemas this test's database has. */
+static const char *const migrated[] = {"auth", "tenant", "vault", NULL};
 
 /* An SMTP sink child. */
 typedef struct sink {
@@ -326,25 +328,10 @@ static int world_setup(void **state)
     snprintf(W.redis_url, sizeof(W.redis_url), "%s/%d", itest_env("REDIS_URL"), RDB);
     itest_redis_cleanup(RDB, "");
 
-    snprintf(W.mig_dir, sizeof(W.mig_dir), "%s/%s-migrations", itest_env("ADI_TEST_DIR"), W.dbname);
-    assert_int_equal(mkdir(W.mig_dir, 0755), 0);
-    const char *svcs[] = {"auth", "tenant", "vault"};
-    for (int i = 0; i < 3; i++) {
-        char from[1024], to[1024];
-        snprintf(from, sizeof(from), "%s/%s", services_dir, svcs[i]);
-        snprintf(to, sizeof(to), "%s/%s", W.mig_dir, svcs[i]);
-        assert_int_equal(symlink(from, to), 0);
-    }
-    W.root = itest_db();
-    char sql[256], url[256];
-    snprintf(sql, sizeof(sql), "CREATE DATABASE %s", W.dbname);
-    itest_sql(W.root, sql);
-    snprintf(url, sizeof(url), "postgresql://postgres@127.0.0.1:%s/%s", itest_env("ADI_PG_PORT"),
-             W.dbname);
-    itest_migrate(admin_bin, W.mig_dir, url);
+    itest_scratch_db(W.dbname, admin_bin, services_dir, migrated, W.mig_dir, sizeof(W.mig_dir),
+                     &W.root, &W.db);
     adi_error_t err;
     adi_error_clear(&err);
-    assert_int_equal(adi_db_connect(url, &W.db, &err), ADI_OK);
 
     W.auth_pid =
         itest_spawn_auth(auth_bin, "tasks-impl-itest-auth", W.redis_url, W.dbname, 2, NULL);
@@ -385,18 +372,7 @@ static int world_teardown(void **state)
     }
     adi_bus_free(W.bus);
     adi_bus_free(W.tbus);
-    adi_db_free(W.db);
-    char sql[256];
-    snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS %s WITH (FORCE)", W.dbname);
-    itest_sql(W.root, sql);
-    adi_db_free(W.root);
-    const char *svcs_dirs[] = {"auth", "tenant", "vault"};
-    for (int i = 0; i < 3; i++) {
-        char path[1024];
-        snprintf(path, sizeof(path), "%s/%s", W.mig_dir, svcs_dirs[i]);
-        unlink(path);
-    }
-    rmdir(W.mig_dir);
+    itest_scratch_db_drop(W.dbname, W.mig_dir, migrated, W.root, W.db);
     itest_redis_cleanup(RDB, "");
     return 0;
 }

@@ -43,6 +43,7 @@
 #define TZ_OFF  "-05:00" /* America/Jamaica has no daylight saving time */
 
 static const char *admin_bin, *auth_bin, *services_dir;
+static const char *const migrated[] = {"auth", "tenant", NULL}; /* this test's database's schemas */
 
 /* Everything the tests share: one database, one auth process, one tenant service. */
 typedef struct world {
@@ -198,25 +199,10 @@ static int world_setup(void **state)
     snprintf(W.redis_url, sizeof(W.redis_url), "%s/%d", itest_env("REDIS_URL"), RDB);
     itest_redis_cleanup(RDB, "");
 
-    snprintf(W.mig_dir, sizeof(W.mig_dir), "%s/%s-migrations", itest_env("ADI_TEST_DIR"), W.dbname);
-    assert_int_equal(mkdir(W.mig_dir, 0755), 0);
-    const char *svcs[] = {"auth", "tenant"};
-    for (int i = 0; i < 2; i++) {
-        char from[1024], to[1024];
-        snprintf(from, sizeof(from), "%s/%s", services_dir, svcs[i]);
-        snprintf(to, sizeof(to), "%s/%s", W.mig_dir, svcs[i]);
-        assert_int_equal(symlink(from, to), 0);
-    }
-    W.root = itest_db();
-    char sql[256], url[256];
-    snprintf(sql, sizeof(sql), "CREATE DATABASE %s", W.dbname);
-    itest_sql(W.root, sql);
-    snprintf(url, sizeof(url), "postgresql://postgres@127.0.0.1:%s/%s", itest_env("ADI_PG_PORT"),
-             W.dbname);
-    itest_migrate(admin_bin, W.mig_dir, url);
+    itest_scratch_db(W.dbname, admin_bin, services_dir, migrated, W.mig_dir, sizeof(W.mig_dir),
+                     &W.root, &W.db);
     adi_error_t err;
     adi_error_clear(&err);
-    assert_int_equal(adi_db_connect(url, &W.db, &err), ADI_OK);
 
     /* Users of failed requests go within seconds (the settle chore). */
     static const char *const settle[] = {"SETTLE_AFTER_S=3", NULL};
@@ -264,17 +250,7 @@ static int world_teardown(void **state)
         assert_int_equal(itest_wait_child(W.auth_pid), 0);
     }
     adi_bus_free(W.bus);
-    adi_db_free(W.db);
-    char sql[256];
-    snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS %s WITH (FORCE)", W.dbname);
-    itest_sql(W.root, sql);
-    adi_db_free(W.root);
-    char path[1024];
-    snprintf(path, sizeof(path), "%s/auth", W.mig_dir);
-    unlink(path);
-    snprintf(path, sizeof(path), "%s/tenant", W.mig_dir);
-    unlink(path);
-    rmdir(W.mig_dir);
+    itest_scratch_db_drop(W.dbname, W.mig_dir, migrated, W.root, W.db);
     itest_redis_cleanup(RDB, "");
     return 0;
 }

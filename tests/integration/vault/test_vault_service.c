@@ -50,6 +50,7 @@
 #define REPLIES   "svc:{vault}:itest-client:rep"
 
 static const char *admin_bin, *services_dir;
+static const char *const migrated[] = {"vault", NULL}; /* the schemas this test's database has */
 static bool aws_mode; /* the aws group: the aws provider against the fake AWS server */
 static int rdb;       /* the Redis database of this run */
 
@@ -244,22 +245,10 @@ static int world_setup(void **state)
     snprintf(W.redis_url, sizeof(W.redis_url), "%s/%d", itest_env("REDIS_URL"), rdb);
     itest_redis_cleanup(rdb, "");
 
-    snprintf(W.mig_dir, sizeof(W.mig_dir), "%s/%s-migrations", itest_env("ADI_TEST_DIR"), W.dbname);
-    assert_int_equal(mkdir(W.mig_dir, 0755), 0);
-    char from[1024], to[1024];
-    snprintf(from, sizeof(from), "%s/vault", services_dir);
-    snprintf(to, sizeof(to), "%s/vault", W.mig_dir);
-    assert_int_equal(symlink(from, to), 0);
-    W.root = itest_db();
-    char sql[256], url[256];
-    snprintf(sql, sizeof(sql), "CREATE DATABASE %s", W.dbname);
-    itest_sql(W.root, sql);
-    snprintf(url, sizeof(url), "postgresql://postgres@127.0.0.1:%s/%s", itest_env("ADI_PG_PORT"),
-             W.dbname);
-    itest_migrate(admin_bin, W.mig_dir, url);
+    itest_scratch_db(W.dbname, admin_bin, services_dir, migrated, W.mig_dir, sizeof(W.mig_dir),
+                     &W.root, &W.db);
     adi_error_t err;
     adi_error_clear(&err);
-    assert_int_equal(adi_db_connect(url, &W.db, &err), ADI_OK);
 
     random_key(W.key_b64);
     snprintf(W.vault_url, sizeof(W.vault_url), "postgresql://adi_vault@127.0.0.1:%s/%s",
@@ -307,15 +296,7 @@ static int world_teardown(void **state)
     (void)state;
     vault_stop();
     adi_bus_free(W.bus);
-    adi_db_free(W.db);
-    char sql[256];
-    snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS %s WITH (FORCE)", W.dbname);
-    itest_sql(W.root, sql);
-    adi_db_free(W.root);
-    char path[1024];
-    snprintf(path, sizeof(path), "%s/vault", W.mig_dir);
-    unlink(path);
-    rmdir(W.mig_dir);
+    itest_scratch_db_drop(W.dbname, W.mig_dir, migrated, W.root, W.db);
     itest_redis_cleanup(rdb, "");
     return 0;
 }
