@@ -406,6 +406,43 @@ adi_err vault_key_tenants(adi_ctx_t *ctx, adi_str_t only, adi_strlist_t *tenants
     return ADI_OK;
 }
 
+adi_err vault_each_tenant(adi_ctx_t *ctx, adi_str_t only, vault_tenant_fn fn,
+                          const char *fail_event, int64_t *done, int64_t *count,
+                          adi_strlist_t *failed, adi_error_t *err)
+{
+    adi_strlist_t tenants;
+    adi_err rc = vault_key_tenants(ctx, only, &tenants, err);
+    if (rc != ADI_OK)
+        return rc;
+    failed->items = tenants.n > 0 ? adi_pool_alloc(ctx->pool, tenants.n * sizeof(adi_str_t)) : NULL;
+    failed->n = 0;
+    for (size_t i = 0; i < tenants.n; i++) {
+        adi_str_t tid = tenants.items[i];
+        adi_error_t terr;
+        adi_error_clear(&terr);
+        int64_t n = 0;
+        int version = 0;
+        rc = adi_db_begin(ctx->db, tid, &terr);
+        if (rc == ADI_OK)
+            rc = fn(ctx, tid, &n, &version, &terr);
+        if (rc == ADI_OK)
+            rc = adi_db_commit(ctx->db, &terr);
+        else
+            adi_db_rollback(ctx->db);
+        if (rc == ADI_OK) {
+            (*done)++;
+            *count += n;
+            if (version > 0)
+                vault_cache_forget(ctx->app, tid, version);
+        } else {
+            failed->items[failed->n++] = tid;
+            adi_log_write(&ctx->log, ADI_LOG_ERROR, fail_event, "tenant %s: %s", tid.ptr,
+                          adi_err_name(rc));
+        }
+    }
+    return ADI_OK;
+}
+
 /* ---- misc ------------------------------------------------------------------------------- */
 
 void vault_wipe(adi_str_t s)

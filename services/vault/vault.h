@@ -114,6 +114,25 @@ ADI_SVC_HANDLER_DECL(vault_key_tenants_row); /* ops/keys.c */
  */
 adi_err vault_key_tenants(adi_ctx_t *ctx, adi_str_t only, adi_strlist_t *tenants, adi_error_t *err);
 
+/**
+ * One tenant's part of vault.rotate or vault.rewrap, run inside a transaction scoped to `tenant`:
+ * adds what it did to `*count`, and may set `*version` to the tenant's new DEK version (the cached
+ * DEKs below it are dropped once the transaction has committed).
+ */
+typedef adi_err (*vault_tenant_fn)(adi_ctx_t *ctx, adi_str_t tenant, int64_t *count, int *version,
+                                   adi_error_t *err);
+
+/**
+ * Runs `fn` for each tenant vault_key_tenants(`only`) names, each in a transaction of its own:
+ * committed when fn succeeds, rolled back when it fails, so one tenant's failure (its KMS call)
+ * leaves it as it was while the others go on. Counts the tenants done in `*done` and fn's counts
+ * in `*count`; lists the failed tenants in `failed` (ctx->pool) and logs each as `fail_event`.
+ * Errors: vault_key_tenants'.
+ */
+adi_err vault_each_tenant(adi_ctx_t *ctx, adi_str_t only, vault_tenant_fn fn,
+                          const char *fail_event, int64_t *done, int64_t *count,
+                          adi_strlist_t *failed, adi_error_t *err);
+
 /** Drops (and wipes) the cached DEKs of `tenant` whose version is below `below`. */
 void vault_cache_forget(vault_app_t *app, adi_str_t tenant, int below);
 

@@ -25,9 +25,12 @@
 
 #include "vault.h"
 
-/* Re-wraps every key version of tenant `tid` inside an open transaction; counts them in `*keys`. */
-static adi_err rewrap_tenant(adi_ctx_t *ctx, adi_str_t tid, int64_t *keys, adi_error_t *err)
+/* Re-wraps every key version of tenant `tid` inside an open transaction; counts them in `*keys`
+   (a vault_tenant_fn: the DEK versions stay as they are). */
+static adi_err rewrap_tenant(adi_ctx_t *ctx, adi_str_t tid, int64_t *keys, int *version,
+                             adi_error_t *err)
 {
+    (void)version;
     vault_app_t *app = ctx->app;
     adi_db_res_t *res = NULL;
     adi_err rc = adi_db_exec(ctx->db, ctx->pool,
@@ -66,34 +69,10 @@ static adi_err rewrap_tenant(adi_ctx_t *ctx, adi_str_t tid, int64_t *keys, adi_e
 static adi_err op_rewrap(adi_ctx_t *ctx, const vault_keys_req *req, vault_rewrap_rep *rep,
                          adi_error_t *err)
 {
-    adi_strlist_t tenants;
-    adi_err rc = vault_key_tenants(ctx, req->tenant_id, &tenants, err);
+    adi_err rc = vault_each_tenant(ctx, req->tenant_id, rewrap_tenant, "vault.rewrap_failed",
+                                   &rep->tenants, &rep->keys, &rep->failed, err);
     if (rc != ADI_OK)
         return rc;
-    rep->failed.items =
-        tenants.n > 0 ? adi_pool_alloc(ctx->pool, tenants.n * sizeof(adi_str_t)) : NULL;
-    rep->failed.n = 0;
-    for (size_t i = 0; i < tenants.n; i++) {
-        adi_str_t tid = tenants.items[i];
-        adi_error_t terr;
-        adi_error_clear(&terr);
-        int64_t keys = 0;
-        rc = adi_db_begin(ctx->db, tid, &terr);
-        if (rc == ADI_OK)
-            rc = rewrap_tenant(ctx, tid, &keys, &terr);
-        if (rc == ADI_OK)
-            rc = adi_db_commit(ctx->db, &terr);
-        else
-            adi_db_rollback(ctx->db);
-        if (rc == ADI_OK) {
-            rep->tenants++;
-            rep->keys += keys;
-        } else {
-            rep->failed.items[rep->failed.n++] = tid;
-            adi_log_write(&ctx->log, ADI_LOG_ERROR, "vault.rewrap_failed", "tenant %s: %s", tid.ptr,
-                          adi_err_name(rc));
-        }
-    }
     adi_log_write(&ctx->log, ADI_LOG_INFO, "vault.rewrapped",
                   "%lld tenants, %lld keys under %s, %zu failed", (long long)rep->tenants,
                   (long long)rep->keys, adi_kms_key_id(((vault_app_t *)ctx->app)->kms),

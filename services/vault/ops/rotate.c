@@ -126,37 +126,10 @@ static adi_err rotate_tenant(adi_ctx_t *ctx, adi_str_t tid, int64_t *ncreds, int
 static adi_err op_rotate(adi_ctx_t *ctx, const vault_keys_req *req, vault_rotate_rep *rep,
                          adi_error_t *err)
 {
-    adi_strlist_t tenants;
-    adi_err rc = vault_key_tenants(ctx, req->tenant_id, &tenants, err);
+    adi_err rc = vault_each_tenant(ctx, req->tenant_id, rotate_tenant, "vault.rotate_failed",
+                                   &rep->tenants, &rep->credentials, &rep->failed, err);
     if (rc != ADI_OK)
         return rc;
-    rep->failed.items =
-        tenants.n > 0 ? adi_pool_alloc(ctx->pool, tenants.n * sizeof(adi_str_t)) : NULL;
-    rep->failed.n = 0;
-    for (size_t i = 0; i < tenants.n; i++) {
-        adi_str_t tid = tenants.items[i];
-        adi_error_t terr;
-        adi_error_clear(&terr);
-        int64_t done = 0;
-        int version = 0;
-        rc = adi_db_begin(ctx->db, tid, &terr);
-        if (rc == ADI_OK)
-            rc = rotate_tenant(ctx, tid, &done, &version, &terr);
-        if (rc == ADI_OK)
-            rc = adi_db_commit(ctx->db, &terr);
-        else
-            adi_db_rollback(ctx->db);
-        if (rc == ADI_OK) {
-            rep->tenants++;
-            rep->credentials += done;
-            if (version > 0)
-                vault_cache_forget(ctx->app, tid, version);
-        } else {
-            rep->failed.items[rep->failed.n++] = tid;
-            adi_log_write(&ctx->log, ADI_LOG_ERROR, "vault.rotate_failed", "tenant %s: %s", tid.ptr,
-                          adi_err_name(rc));
-        }
-    }
     adi_log_write(&ctx->log, ADI_LOG_INFO, "vault.rotated",
                   "%lld tenants, %lld credentials, %zu failed", (long long)rep->tenants,
                   (long long)rep->credentials, rep->failed.n);
